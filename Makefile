@@ -1,0 +1,46 @@
+# verifact: one entry point for setting up, testing and linting.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+# The CPU wheel of torch on local disk; a bare "torch" requirement would pull a multi-GB CUDA build.
+TORCH  ?= torch==2.13.0
+EXTRAS ?= train,onnx,dev
+
+.PHONY: setup test test-fast lint format bench-classifier gpu-check clean
+
+setup: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	touch $@
+
+# pytest exits 5 when it collected nothing: a broken suite, never a pass.
+test: setup
+	@$(BIN)/python -m pytest -q; rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-fast: setup
+	$(BIN)/python -m pytest -q -m "not slow"
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+format: setup
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench-classifier: setup
+	$(BIN)/python -m bench.classifier_quality --reuse
+	$(BIN)/python -m bench.classifier_speed
+
+gpu-check: setup
+	scripts/gpu-check.sh
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info

@@ -1,0 +1,1 @@
+"""verifact's outer layer: the command line now, the REST service later."""

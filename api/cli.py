@@ -1,0 +1,208 @@
+"""The ``verifact`` command line. Heavy libraries load inside each command, so help is instant."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+DEFAULT_DATA_DIR = "../shared/data"
+DEFAULT_CLASSIFIER_DIR = "runs/cpu-minilm/model"
+
+
+class CliError(Exception):
+    """A problem the user can fix; printed as one line, exit status 2."""
+
+
+def _data_dir(explicit: str | None) -> str:
+    return explicit or os.environ.get("VERIFACT_DATA_DIR") or DEFAULT_DATA_DIR
+
+
+def _classifier_dir(explicit: str | None) -> str:
+    return explicit or os.environ.get("VERIFACT_CLASSIFIER_DIR") or DEFAULT_CLASSIFIER_DIR
+
+
+def cmd_train(ns: argparse.Namespace) -> int:
+    """Fine-tune from a run file."""
+    from classifier.args import parse_overrides, parse_run_config
+    from classifier.train import run_training
+
+    overrides = parse_overrides(ns.overrides)
+    if ns.data_dir:
+        overrides["data_dir"] = ns.data_dir
+    # The environment's data directory applies only where the run file names none.
+    summary = run_training(parse_run_config(ns.config, overrides, {"data_dir": _data_dir(None)}))
+    if summary is None:
+        return 0
+    res = summary["results"]
+    print(f"model saved to {Path(summary['config']['training']['output_dir']) / 'model'}")
+    for split in ("validation", "test"):
+        if split in res:
+            _print_metrics(split, res[split])
+    return 0
+
+
+def _print_metrics(name: str, block: dict[str, Any]) -> None:
+    rows = [("0.5", block["at_0.5"])]
+    if "at_threshold" in block:
+        rows.append((f"{block['threshold']:.3f}", block["at_threshold"]))
+    for cut, m in rows:
+        shown = "  ".join(f"{k} {v:.4f}" for k, v in m.items())
+        print(f"{name:>10} (n={block['n']}, threshold {cut}): {shown}")
+
+
+def _quiet_transformers() -> None:
+    """Inference commands print results, not weight-loading progress bars."""
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    hf_logging.set_verbosity_error()  # type: ignore[no-untyped-call]
+
+
+def cmd_evaluate(ns: argparse.Namespace) -> int:
+    """Evaluate a saved model on a labelled file."""
+    from classifier.data import read_rows
+    from classifier.evaluate import evaluate_file
+    from classifier.predict import CheckWorthinessClassifier
+
+    read_rows(Path(ns.data))  # fail on a bad file before paying for the model
+    _quiet_transformers()
+    clf = CheckWorthinessClassifier.load(_classifier_dir(ns.model), backend=ns.backend)
+    aliases = json.loads(ns.label_aliases) if ns.label_aliases else None
+    result = evaluate_file(clf, ns.data, ns.text_column, ns.label_column, ns.pair_column, aliases, ns.out)
+    if ns.json:
+        print(json.dumps(result, indent=2))
+    else:
+        _print_metrics(Path(ns.data).name, result)
+    return 0
+
+
+def _read_texts(items: Sequence[str]) -> list[str]:
+    if list(items) == ["-"]:
+        return [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    return list(items)
+
+
+def cmd_predict(ns: argparse.Namespace) -> int:
+    """Score sentences for check-worthiness."""
+    from classifier.predict import CheckWorthinessClassifier
+
+    texts = _read_texts(ns.texts)
+    if not texts:
+        raise CliError("no sentences given (pass them as arguments, or '-' to read lines from stdin)")
+    _quiet_transformers()
+    clf = CheckWorthinessClassifier.load(_classifier_dir(ns.model), backend=ns.backend)
+    preds = clf.predict(texts)
+    if ns.json:
+        print(json.dumps([p.__dict__ for p in preds], indent=2))
+        return 0
+    for p in preds:
+        mark = "CLAIM" if p.label == clf.meta.positive_label else "     "
+        note = " (truncated)" if p.truncated else ""
+        print(f"{p.score:6.3f}  {mark}  {p.text}{note}")
+    if clf.threshold is not None:
+        print(f"threshold {clf.threshold:.3f} · backend {clf.backend.name}")
+    return 0
+
+
+def cmd_export(ns: argparse.Namespace) -> int:
+    """Export a saved model to int8 ONNX, checked against torch."""
+    from classifier.data import read_rows
+    from classifier.export import export_onnx
+
+    texts = None
+    if ns.check_file:
+        path = Path(ns.check_file)
+        if not path.is_absolute() and not path.exists():
+            path = Path(_data_dir(ns.data_dir)) / path
+        texts = [str(r[ns.text_column]) for r in read_rows(path)]
+    report = export_onnx(_classifier_dir(ns.model), texts, min_agreement=ns.min_agreement)
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser for every sub-command."""
+    parser = argparse.ArgumentParser(
+        prog="verifact", description="Check-worthy claim detection and verification."
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log more")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="fine-tune a classifier from a JSON run file")
+    p.add_argument("--config", required=True, help="run file, e.g. configs/cpu-minilm.json")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a run-file key (repeatable), e.g. --set num_train_epochs=3",
+    )
+    p.add_argument("--data-dir", help=f"data directory (default: $VERIFACT_DATA_DIR or {DEFAULT_DATA_DIR})")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="evaluate a saved model on a labelled file")
+    p.add_argument(
+        "--model", help=f"model directory (default: $VERIFACT_CLASSIFIER_DIR or {DEFAULT_CLASSIFIER_DIR})"
+    )
+    p.add_argument("--data", required=True, help="TSV, CSV or JSONL file with labels")
+    p.add_argument("--text-column", default="Text")
+    p.add_argument("--pair-column", default=None)
+    p.add_argument("--label-column", default="class_label")
+    p.add_argument("--label-aliases", help='JSON map of raw label -> class, e.g. \'{"1": "Yes", "0": "No"}\'')
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
+    p.add_argument("--out", help="write a report, confusion matrix and JSON here")
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("predict", help="score sentences for check-worthiness")
+    p.add_argument("texts", nargs="+", help="sentences, or '-' to read one per line from stdin")
+    p.add_argument(
+        "--model", help=f"model directory (default: $VERIFACT_CLASSIFIER_DIR or {DEFAULT_CLASSIFIER_DIR})"
+    )
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("export", help="export a saved model to int8 ONNX (checked against torch)")
+    p.add_argument("--model", help="model directory")
+    p.add_argument(
+        "--check-file",
+        default="ct24_checkworthy_en/dev.tsv",
+        help="sentences on which ONNX must agree with torch",
+    )
+    p.add_argument("--text-column", default="Text")
+    p.add_argument("--data-dir")
+    p.add_argument("--min-agreement", type=float, default=0.99)
+    p.set_defaults(func=cmd_export)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; user errors print one line and exit 2, never a stack trace."""
+    ns = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if ns.verbose or ns.command == "train" else logging.WARNING,
+        format="%(levelname)s %(name)s: %(message)s",
+    )
+    from classifier.errors import ClassifierError
+
+    try:
+        code: int = ns.func(ns)
+    except (ClassifierError, CliError) as exc:
+        print(f"verifact: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("verifact: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,238 @@
+"""Check-worthiness quality on CT24: every training try, both engines, ensembles, a lexical baseline.
+
+Rules: thresholds are tuned on dev; the headline model is the one with the best dev F1;
+dev_test is only ever reported, never used to choose anything.
+
+    python bench/classifier_quality.py [--data-dir ../shared/data] [--reuse] [--only NAME ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.report import RESULTS, machine, markdown_table, save
+
+CONFIG = "configs/cpu-minilm.json"
+RUNS = Path("runs/quality")
+
+
+@dataclass(frozen=True)
+class Try:
+    """One training recipe: overrides on top of the run file."""
+
+    name: str
+    why: str
+    overrides: dict[str, Any] = field(default_factory=dict)
+
+
+TRIES = [
+    Try("trainer", "the seed's recipe through the HF Trainer (run file as is)"),
+    Try("custom_loop", "the same run file through our accelerate loop", {"engine": "custom_loop"}),
+    Try(
+        "sqrt_weights",
+        "sqrt inverse-frequency class weights, 3 epochs",
+        {"class_weighting": "sqrt", "num_train_epochs": 3},
+    ),
+    Try("seed7", "the seed recipe with another seed (for the ensemble)", {"seed": 7}),
+]
+ENSEMBLES = {
+    "ensemble_all": ["trainer", "custom_loop", "sqrt_weights", "seed7"],
+}
+
+
+def _read(path: Path) -> tuple[list[str], np.ndarray]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t"))
+    return [r["Text"] for r in rows], np.array([r["class_label"] == "Yes" for r in rows], dtype=np.int64)
+
+
+def _scores(f1_probs: np.ndarray, y: np.ndarray, threshold: float) -> dict[str, float]:
+    from classifier.metrics import binary_metrics
+
+    m = binary_metrics(y, (f1_probs >= threshold).astype(np.int64))
+    return {**m, "threshold": threshold}
+
+
+def _evaluate(
+    name: str,
+    dev_p: np.ndarray,
+    test_p: np.ndarray,
+    dev_y: np.ndarray,
+    test_y: np.ndarray,
+    why: str,
+    seconds: float | None = None,
+) -> dict[str, Any]:
+    from classifier.metrics import tune_threshold
+
+    t, _ = tune_threshold(dev_p, dev_y)
+    return {
+        "name": name,
+        "why": why,
+        "train_seconds": seconds,
+        "dev": _scores(dev_p, dev_y, t),
+        "dev_test": _scores(test_p, test_y, t),
+        "dev_at_0.5": _scores(dev_p, dev_y, 0.5),
+        "dev_test_at_0.5": _scores(test_p, test_y, 0.5),
+    }
+
+
+def _train(t: Try, data_dir: str, reuse: bool) -> tuple[Path, float | None]:
+    from classifier.args import parse_run_config
+    from classifier.train import run_training
+
+    out = RUNS / t.name
+    metrics = out / "metrics.json"
+    if reuse and metrics.is_file():
+        return out / "model", json.loads(metrics.read_text()).get("train_seconds")
+    overrides = {"data_dir": data_dir, "output_dir": str(out), **t.overrides}
+    summary = run_training(parse_run_config(CONFIG, overrides))
+    assert summary is not None
+    return out / "model", summary["train_seconds"]
+
+
+def _lexical(
+    train: tuple[list[str], np.ndarray], dev: list[str], test: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+
+    vec = TfidfVectorizer(ngram_range=(1, 2), min_df=2, sublinear_tf=True)
+    x = vec.fit_transform(train[0])
+    clf = LogisticRegression(max_iter=2000, C=4.0, class_weight="balanced").fit(x, train[1])
+    return clf.predict_proba(vec.transform(dev))[:, 1], clf.predict_proba(vec.transform(test))[:, 1]
+
+
+def _plot(results: list[dict[str, Any]], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [r["name"] for r in results]
+    x = np.arange(len(names))
+    fig, ax = plt.subplots(figsize=(max(7, 1.3 * len(names)), 4))
+    ax.bar(x - 0.2, [r["dev"]["f1"] for r in results], 0.4, label="dev (threshold tuned here)")
+    ax.bar(x + 0.2, [r["dev_test"]["f1"] for r in results], 0.4, label="dev_test (reported only)")
+    ax.axhline(0.84, color="red", linestyle="--", linewidth=1, label="target 0.84")
+    ax.set_xticks(x, names, rotation=20, ha="right")
+    ax.set_ylim(0.5, 1.0)
+    ax.set_ylabel("F1 (Yes)")
+    ax.legend(loc="lower right")
+    ax.set_title("CT24 check-worthiness: every try")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def main() -> None:
+    """Train (or reuse) every try, evaluate, and write the report."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--data-dir", default="../shared/data")
+    ap.add_argument("--reuse", action="store_true", help="reuse finished runs under runs/quality")
+    ap.add_argument("--only", nargs="*", help="train only these tries")
+    ns = ap.parse_args()
+    logging.basicConfig(level=logging.WARNING)
+    from classifier.predict import CheckWorthinessClassifier
+
+    ct24 = Path(ns.data_dir) / "ct24_checkworthy_en"
+    train = _read(ct24 / "train.tsv")
+    dev_x, dev_y = _read(ct24 / "dev.tsv")
+    test_x, test_y = _read(ct24 / "dev_test.tsv")
+
+    results: list[dict[str, Any]] = []
+    probs: dict[str, tuple[np.ndarray, np.ndarray]] = {}
+    started = time.time()
+    lex_dev, lex_test = _lexical(train, dev_x, test_x)
+    probs["tfidf_lr"] = (lex_dev, lex_test)
+    results.append(
+        _evaluate("tfidf_lr", lex_dev, lex_test, dev_y, test_y, "TF-IDF 1-2 grams + logistic regression")
+    )
+    for t in TRIES:
+        if ns.only and t.name not in ns.only and not (RUNS / t.name / "metrics.json").is_file():
+            continue
+        model_dir, seconds = _train(t, ns.data_dir, ns.reuse or bool(ns.only and t.name not in ns.only))
+        clf = CheckWorthinessClassifier.load(model_dir, backend="torch")
+        dp, tp = clf.probabilities(dev_x)[:, 1], clf.probabilities(test_x)[:, 1]
+        probs[t.name] = (dp, tp)
+        results.append(_evaluate(t.name, dp, tp, dev_y, test_y, t.why, seconds))
+        last = results[-1]
+        print(f"{t.name}: dev F1 {last['dev']['f1']:.4f}  dev_test F1 {last['dev_test']['f1']:.4f}")
+    for name, members in ENSEMBLES.items():
+        if all(m in probs for m in members):
+            dp = np.mean([probs[m][0] for m in members], axis=0)
+            tp = np.mean([probs[m][1] for m in members], axis=0)
+            results.append(
+                _evaluate(name, dp, tp, dev_y, test_y, "mean probability of " + ", ".join(members))
+            )
+
+    neural = [r for r in results if r["name"] != "tfidf_lr"]
+    best = max(neural, key=lambda r: r["dev"]["f1"])
+    engines = {
+        e: {"dev_test_f1": r["dev_test"]["f1"], "dev_f1": r["dev"]["f1"], "train_seconds": r["train_seconds"]}
+        for e in ("trainer", "custom_loop")
+        for r in results
+        if r["name"] == e
+    }
+    payload = {
+        "dev_test": best["dev_test"],
+        "dev": best["dev"],
+        "selected": best["name"],
+        "selection_rule": "highest dev F1 at the dev-tuned threshold; dev_test never used for a choice",
+        "engines": engines,
+        "model": "packaged:all-MiniLM-L6-v2",
+        "config": CONFIG,
+        "tries": results,
+        "machine": machine(),
+        "seconds": round(time.time() - started, 1),
+    }
+    headers = [
+        "try",
+        "dev F1",
+        "dev_test F1",
+        "dev_test P",
+        "dev_test R",
+        "dev_test acc",
+        "threshold",
+        "dev_test F1 @0.5",
+        "train s",
+        "what",
+    ]
+    rows = [
+        [
+            r["name"],
+            r["dev"]["f1"],
+            r["dev_test"]["f1"],
+            r["dev_test"]["precision"],
+            r["dev_test"]["recall"],
+            r["dev_test"]["accuracy"],
+            r["dev"]["threshold"],
+            r["dev_test_at_0.5"]["f1"],
+            r["train_seconds"] if r["train_seconds"] is not None else "-",
+            r["why"],
+        ]
+        for r in results
+    ]
+    table = markdown_table(headers, rows)
+    print(table)
+    _plot(results, RESULTS / "classifier_quality.png")
+    md = (
+        "# Check-worthiness quality (CT24)\n\n"
+        f"Base model: the packaged all-MiniLM-L6-v2, run file `{CONFIG}`. Thresholds are tuned on dev; "
+        f"the selected model (`{best['name']}`) is the one with the best dev F1.\n\n"
+        f"**Selected: dev_test F1 {best['dev_test']['f1']:.4f}** (target 0.84), "
+        f"dev F1 {best['dev']['f1']:.4f}.\n\n" + table + "\n\n![tries](classifier_quality.png)\n"
+    )
+    save("classifier_quality", payload, md)
+
+
+if __name__ == "__main__":
+    main()

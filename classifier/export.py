@@ -1,0 +1,129 @@
+"""ONNX export with int8 dynamic quantization, kept only if it agrees with the torch model."""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from classifier.errors import ExportError
+from classifier.predict import ONNX_DIR, ONNX_FILE, CheckWorthinessClassifier, OnnxBackend, TorchBackend
+from classifier.reporting import write_json
+
+logger = logging.getLogger(__name__)
+
+PROBE_TEXTS = (
+    "The unemployment rate fell to 3.5 percent last year.",
+    "Thank you all for coming tonight.",
+    "We spent two trillion dollars on that war, and what did we get?",
+    "",
+)
+
+
+def _export_fp32(model: Any, path: Path) -> None:
+    import torch
+
+    class LogitsOnly(torch.nn.Module):
+        """The exporter wants tensors out, not a ModelOutput."""
+
+        def __init__(self, inner: Any) -> None:
+            super().__init__()
+            self.inner = inner
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            return self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).logits
+
+    wrapped = LogitsOnly(model.eval())
+    example = torch.ones((2, 16), dtype=torch.long)
+    # Padding in the example keeps the traced graph on the masked path; an all-ones mask lets
+    # transformers skip masking, and the exporter would bake that shortcut in.
+    mask = example.clone()
+    mask[1, 10:] = 0
+    batch, seq = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("seq", min=2, max=4096)
+    shapes = {name: {0: batch, 1: seq} for name in ("input_ids", "attention_mask", "token_type_ids")}
+    with torch.inference_mode():
+        torch.onnx.export(
+            wrapped,
+            (example, mask, torch.zeros_like(example)),
+            str(path),
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["logits"],
+            dynamic_shapes=shapes,
+            dynamo=True,
+            external_data=False,
+        )
+
+
+def export_onnx(
+    model_dir: str | Path,
+    check_texts: Sequence[str] | None = None,
+    check_pairs: Sequence[str] | None = None,
+    min_agreement: float = 0.99,
+    quantize: bool = True,
+) -> dict[str, Any]:
+    """Export ``model_dir`` to ``model_dir/onnx/model.int8.onnx`` and check it against torch.
+
+    The label agreement is measured on ``check_texts`` (a few probe sentences when None).
+    Below ``min_agreement`` the ONNX file is not installed, so loading keeps using torch.
+
+    Raises:
+        ExportError: when the export fails or the agreement is too low.
+    """
+    src = Path(model_dir)
+    started = time.perf_counter()
+    torch_clf = CheckWorthinessClassifier.load(src, backend="torch")
+    texts = list(check_texts) if check_texts else list(PROBE_TEXTS)
+    assert isinstance(torch_clf.backend, TorchBackend)
+    with tempfile.TemporaryDirectory(prefix="verifact-onnx-") as tmp:
+        fp32 = Path(tmp) / "model.fp32.onnx"
+        int8 = Path(tmp) / ONNX_FILE
+        try:
+            _export_fp32(torch_clf.backend.model, fp32)
+            if quantize:
+                from onnxruntime.quantization import QuantType, quantize_dynamic
+
+                quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8)
+            else:
+                shutil.copy(fp32, int8)
+        except Exception as exc:  # the exporter raises many internal error types
+            raise ExportError(f"ONNX export of {src} failed: {exc}") from exc
+        onnx_clf = CheckWorthinessClassifier(OnnxBackend(int8), torch_clf.tokenizer, torch_clf.meta, src)
+        ref = torch_clf.predict(texts, check_pairs)
+        got = onnx_clf.predict(texts, check_pairs)
+        labels_agree = float(np.mean([a.label == b.label for a, b in zip(ref, got, strict=True)]))
+        ref_p = np.array([list(p.probabilities.values()) for p in ref])
+        got_p = np.array([list(p.probabilities.values()) for p in got])
+        argmax_agree = float(np.mean(ref_p.argmax(1) == got_p.argmax(1)))
+        report = {
+            "file": f"{ONNX_DIR}/{ONNX_FILE}",
+            "quantized": quantize,
+            "checked": len(texts),
+            "label_agreement": labels_agree,
+            "argmax_agreement": argmax_agree,
+            "max_abs_prob_diff": float(np.abs(ref_p - got_p).max()),
+            "min_agreement": min_agreement,
+            "size_mb": round(int8.stat().st_size / 2**20, 2),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        if min(labels_agree, argmax_agree) < min_agreement:
+            raise ExportError(
+                f"ONNX labels agree with torch on {labels_agree:.2%} (argmax {argmax_agree:.2%}) of "
+                f"{len(texts)} checks, below the required {min_agreement:.2%}; not installed"
+            )
+        out_dir = src / ONNX_DIR
+        out_dir.mkdir(exist_ok=True)
+        # Install by rename, so a crash never leaves a half-written model that 'auto' would pick.
+        staged = out_dir / (ONNX_FILE + ".tmp")
+        shutil.copy(int8, staged)
+        staged.replace(out_dir / ONNX_FILE)
+        write_json(out_dir / "export.json", report)
+    logger.info("ONNX export: %s", report)
+    return report

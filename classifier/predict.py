@@ -1,0 +1,328 @@
+"""Fast inference: length-sorted dynamic batches through torch or ONNX Runtime, in input order."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+
+from classifier.errors import ModelLoadError
+from classifier.metrics import FloatArray, softmax
+
+logger = logging.getLogger(__name__)
+
+ONNX_DIR = "onnx"
+ONNX_FILE = "model.int8.onnx"
+META_KEY = "verifact"
+
+
+@dataclass(frozen=True)
+class Prediction:
+    """One sentence's verdict from the classifier."""
+
+    text: str
+    score: float
+    """Probability of the positive class (binary), else of the predicted class."""
+    label: str
+    probabilities: dict[str, float]
+    threshold: float | None
+    """The decision threshold applied, or None for argmax (multi-class)."""
+    n_tokens: int
+    truncated: bool
+    """True when the input was cut to the model's maximum length."""
+
+
+class Backend(Protocol):
+    """Runs one padded batch and returns its logits."""
+
+    name: str
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Tokenized inputs, unpadded, with their truncation flags."""
+
+    input_ids: list[list[int]]
+    token_type_ids: list[list[int]] | None
+    truncated: list[bool]
+
+
+def encode(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None, max_length: int) -> Encoded:
+    """Tokenize with truncation and record which inputs lost tokens to it."""
+    texts = [t if isinstance(t, str) else str(t) for t in texts]
+    pair_list = list(pairs) if pairs is not None else None
+    enc = tokenizer(texts, pair_list, truncation=True, max_length=max_length, padding=False)
+    ids: list[list[int]] = enc["input_ids"]
+    types: list[list[int]] | None = enc.get("token_type_ids")
+    truncated = [False] * len(ids)
+    # Only inputs that reached the limit can have been cut; re-count just those.
+    full = [i for i, row in enumerate(ids) if len(row) >= max_length]
+    if full:
+        sub_pairs = [pair_list[i] for i in full] if pair_list is not None else None
+        again = tokenizer([texts[i] for i in full], sub_pairs, truncation=False, padding=False)
+        for i, row in zip(full, again["input_ids"], strict=True):
+            truncated[i] = len(row) > max_length
+    return Encoded(ids, types, truncated)
+
+
+def pad_batch(
+    rows: Sequence[list[int]], types: Sequence[list[int]] | None, pad_id: int
+) -> dict[str, np.ndarray]:
+    """Pad a batch to its own longest row (dynamic padding)."""
+    width = max(len(r) for r in rows)
+    ids = np.full((len(rows), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(rows), width), dtype=np.int64)
+    tt = np.zeros((len(rows), width), dtype=np.int64)
+    for i, row in enumerate(rows):
+        ids[i, : len(row)] = row
+        mask[i, : len(row)] = 1
+        if types is not None:
+            tt[i, : len(row)] = types[i]
+    return {"input_ids": ids, "attention_mask": mask, "token_type_ids": tt}
+
+
+def batched_logits(
+    backend: Callable[[dict[str, np.ndarray]], np.ndarray],
+    encoded: Encoded,
+    pad_id: int,
+    batch_size: int,
+) -> np.ndarray:
+    """Logits for every input, run in length-sorted batches and returned in input order."""
+    n = len(encoded.input_ids)
+    if n == 0:
+        return np.zeros((0, 0), dtype=np.float32)
+    order = sorted(range(n), key=lambda i: len(encoded.input_ids[i]))
+    out: np.ndarray | None = None
+    for start in range(0, n, batch_size):
+        idx = order[start : start + batch_size]
+        rows = [encoded.input_ids[i] for i in idx]
+        types = [encoded.token_type_ids[i] for i in idx] if encoded.token_type_ids else None
+        logits = backend(pad_batch(rows, types, pad_id))
+        if out is None:
+            out = np.zeros((n, logits.shape[-1]), dtype=np.float32)
+        out[idx] = logits
+    assert out is not None
+    return out
+
+
+class TorchBackend:
+    """Runs a transformers sequence-classification model under ``torch.inference_mode``."""
+
+    name = "torch"
+
+    def __init__(self, model: Any) -> None:
+        """Wrap ``model`` (already on its device) and switch it to eval mode."""
+        import torch
+
+        self._torch = torch
+        self.model = model.eval()
+        self.device = next(model.parameters()).device
+        self._takes_types = "token_type_ids" in model.forward.__code__.co_varnames
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """Logits of one padded batch as float32."""
+        torch = self._torch
+        inputs = {k: torch.from_numpy(v).to(self.device) for k, v in batch.items()}
+        if not self._takes_types:
+            inputs.pop("token_type_ids", None)
+        with torch.inference_mode():
+            logits = self.model(**inputs).logits
+        result: np.ndarray = logits.float().cpu().numpy()
+        return result
+
+
+class OnnxBackend:
+    """Runs an exported ONNX model with ONNX Runtime on the CPU."""
+
+    name = "onnx"
+
+    def __init__(self, path: Path, num_threads: int | None = None) -> None:
+        """Open an inference session over the model file at ``path``."""
+        import onnxruntime as ort
+
+        opts = ort.SessionOptions()
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.intra_op_num_threads = num_threads or (os.cpu_count() or 1)
+        self.session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+        self._inputs = {i.name for i in self.session.get_inputs()}
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
+        """Logits of one padded batch."""
+        feeds = {k: v for k, v in batch.items() if k in self._inputs}
+        result: np.ndarray = self.session.run(None, feeds)[0]
+        return result
+
+
+@dataclass
+class ClassifierMeta:
+    """What a trained model directory says about how to use it (stored in its config)."""
+
+    label_names: tuple[str, ...]
+    positive_label: str | None
+    threshold: float | None
+    max_length: int
+    pair_mode: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def read_meta(model_dir: Path) -> ClassifierMeta:
+    """Read labels, threshold and input settings from a saved model's config.json."""
+    cfg_path = model_dir / "config.json"
+    if not cfg_path.is_file():
+        raise ModelLoadError(f"no config.json in {model_dir}: not a saved classifier directory")
+    try:
+        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelLoadError(f"{cfg_path} is not valid JSON: {exc}") from exc
+    id2label = cfg.get("id2label") or {}
+    names = tuple(id2label[str(i)] for i in range(len(id2label))) if id2label else ("0", "1")
+    meta = cfg.get(META_KEY) or {}
+    return ClassifierMeta(
+        label_names=names,
+        positive_label=meta.get("positive_label"),
+        threshold=meta.get("threshold"),
+        max_length=int(meta.get("max_length", 128)),
+        pair_mode=bool(meta.get("pair_mode", False)),
+        extra={
+            k: v
+            for k, v in meta.items()
+            if k not in {"positive_label", "threshold", "max_length", "pair_mode"}
+        },
+    )
+
+
+class CheckWorthinessClassifier:
+    """A trained classifier: scores and labels per sentence (or sentence pair)."""
+
+    def __init__(
+        self,
+        backend: Backend,
+        tokenizer: Any,
+        meta: ClassifierMeta,
+        model_dir: Path | None = None,
+        batch_size: int = 64,
+    ) -> None:
+        """Assemble a classifier from a backend, its tokenizer and its stored settings."""
+        self.backend = backend
+        self.tokenizer = tokenizer
+        self.meta = meta
+        self.model_dir = model_dir
+        self.batch_size = batch_size
+        pad = tokenizer.pad_token_id
+        self._pad_id = int(pad) if pad is not None else 0
+        names = meta.label_names
+        self._positive_index = (
+            names.index(meta.positive_label) if meta.positive_label in names and len(names) == 2 else None
+        )
+
+    @classmethod
+    def load(
+        cls,
+        model_dir: str | Path,
+        backend: str = "auto",
+        batch_size: int = 64,
+        num_threads: int | None = None,
+        device: str | None = None,
+    ) -> CheckWorthinessClassifier:
+        """Load a saved model directory; ``auto`` picks the ONNX model when one is there.
+
+        Raises:
+            ModelLoadError: when the directory is missing or unusable, or the backend unknown.
+        """
+        path = Path(model_dir)
+        if not path.is_dir():
+            raise ModelLoadError(f"model directory not found: {path}")
+        if backend not in ("auto", "torch", "onnx"):
+            raise ModelLoadError(f"backend must be auto, torch or onnx, not {backend!r}")
+        meta = read_meta(path)
+        from transformers import AutoTokenizer
+
+        try:
+            tokenizer = AutoTokenizer.from_pretrained(str(path))
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"cannot load the tokenizer from {path}: {exc}") from exc
+        onnx_path = path / ONNX_DIR / ONNX_FILE
+        use_onnx = backend == "onnx" or (backend == "auto" and onnx_path.is_file() and _has_onnxruntime())
+        chosen: Backend
+        if use_onnx:
+            if not onnx_path.is_file():
+                raise ModelLoadError(f"no ONNX model at {onnx_path}; run 'verifact export' first")
+            chosen = OnnxBackend(onnx_path, num_threads)
+        else:
+            chosen = TorchBackend(_load_torch_model(path, device))
+        return cls(chosen, tokenizer, meta, path, batch_size)
+
+    @property
+    def threshold(self) -> float | None:
+        """The stored decision threshold on the positive class (None for multi-class)."""
+        return self.meta.threshold if self._positive_index is not None else None
+
+    def probabilities(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> FloatArray:
+        """Class probabilities per input, shape (n, n_classes), in input order."""
+        enc = encode(self.tokenizer, texts, pairs, self.meta.max_length)
+        return softmax(batched_logits(self.backend, enc, self._pad_id, self.batch_size))
+
+    def predict(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[Prediction]:
+        """Score and label each input; binary models apply the stored threshold."""
+        if pairs is not None and len(pairs) != len(texts):
+            raise ValueError(f"got {len(texts)} texts but {len(pairs)} pairs")
+        if not texts:
+            return []
+        enc = encode(self.tokenizer, texts, pairs, self.meta.max_length)
+        probs = softmax(batched_logits(self.backend, enc, self._pad_id, self.batch_size))
+        names = self.meta.label_names
+        threshold = self.threshold
+        out: list[Prediction] = []
+        for i, text in enumerate(texts):
+            row = probs[i]
+            if self._positive_index is not None:
+                score = float(row[self._positive_index])
+                cut = 0.5 if threshold is None else threshold
+                label_id = self._positive_index if score >= cut else 1 - self._positive_index
+            else:
+                label_id = int(np.argmax(row))
+                score = float(row[label_id])
+            out.append(
+                Prediction(
+                    text=text,
+                    score=score,
+                    label=names[label_id],
+                    probabilities={n: float(p) for n, p in zip(names, row, strict=True)},
+                    threshold=threshold,
+                    n_tokens=len(enc.input_ids[i]),
+                    truncated=enc.truncated[i],
+                )
+            )
+        return out
+
+    def scores(self, texts: Sequence[str]) -> list[float]:
+        """The positive-class probability of each sentence."""
+        return [p.score for p in self.predict(texts)]
+
+
+def _has_onnxruntime() -> bool:
+    try:
+        import onnxruntime  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def _load_torch_model(path: Path, device: str | None) -> Any:
+    from transformers import AutoModelForSequenceClassification
+
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(str(path))
+    except (OSError, ValueError) as exc:
+        raise ModelLoadError(f"cannot load model weights from {path}: {exc}") from exc
+    if device:
+        model = model.to(device)
+    return model

@@ -1,0 +1,139 @@
+"""Inference: save/load round trips, the stored threshold, ordering, odd inputs, ONNX agreement."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from classifier.args import parse_run_config
+from classifier.errors import ModelLoadError
+from classifier.predict import CheckWorthinessClassifier
+from classifier.train import MODEL_SUBDIR, run_training
+from tests.conftest import toy_overrides
+
+SENTENCES = [
+    "the unemployment rate was cut by 5 percent this year.",
+    "thank you folks, what a wonderful night.",
+    "",
+    "we doubled jobs and tax by 7 million in our year.",
+    "hello everybody.",
+]
+
+
+@pytest.fixture(scope="module")
+def model_dir(tiny_base: Path, toy_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A trained toy classifier directory."""
+    out = tmp_path_factory.mktemp("run-infer")
+    run_training(parse_run_config(None, toy_overrides(tiny_base, toy_data, out, plots=False)))
+    return out / MODEL_SUBDIR
+
+
+def test_load_twice_gives_identical_scores(model_dir: Path) -> None:
+    a = CheckWorthinessClassifier.load(model_dir, backend="torch").predict(SENTENCES)
+    b = CheckWorthinessClassifier.load(model_dir, backend="torch").predict(SENTENCES)
+    assert [p.score for p in a] == [p.score for p in b]
+
+
+def test_saved_model_matches_the_in_memory_model(model_dir: Path) -> None:
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    model = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    tok = AutoTokenizer.from_pretrained(model_dir)
+    with torch.inference_mode():
+        direct = [
+            torch.softmax(model(**tok(s, return_tensors="pt")).logits, -1)[0, 1].item() for s in SENTENCES
+        ]
+    loaded = CheckWorthinessClassifier.load(model_dir, backend="torch").scores(SENTENCES)
+    assert np.allclose(direct, loaded, atol=1e-5)
+
+
+def test_claims_score_higher_than_chatter(model_dir: Path) -> None:
+    preds = CheckWorthinessClassifier.load(model_dir, backend="torch").predict(SENTENCES)
+    assert preds[0].label == "Yes" and preds[3].label == "Yes"
+    assert preds[1].label == "No" and preds[4].label == "No"
+
+
+def test_stored_threshold_is_applied(model_dir: Path, tmp_path: Path) -> None:
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    scores = CheckWorthinessClassifier.load(copy, backend="torch").scores(SENTENCES)
+    cut = float(np.median(scores))
+    cfg_path = copy / "config.json"
+    cfg = json.loads(cfg_path.read_text())
+    cfg["verifact"]["threshold"] = cut
+    cfg_path.write_text(json.dumps(cfg))
+    clf = CheckWorthinessClassifier.load(copy, backend="torch")
+    assert clf.threshold == cut
+    labels = [p.label for p in clf.predict(SENTENCES)]
+    assert labels == ["Yes" if s >= cut else "No" for s in scores]
+    assert all(p.threshold == cut for p in clf.predict(SENTENCES))
+
+
+def test_batched_prediction_keeps_input_order(model_dir: Path) -> None:
+    clf = CheckWorthinessClassifier.load(model_dir, backend="torch", batch_size=2)
+    together = clf.scores(SENTENCES)
+    alone = [clf.scores([s])[0] for s in SENTENCES]
+    assert np.allclose(together, alone, atol=1e-5)
+    assert [p.text for p in clf.predict(SENTENCES)] == SENTENCES
+
+
+def test_empty_and_very_long_inputs_do_not_crash(model_dir: Path) -> None:
+    clf = CheckWorthinessClassifier.load(model_dir, backend="torch")
+    long = "the tax rate was cut by 5 percent " * 3000
+    preds = clf.predict(["", long, "hello."])
+    assert [p.truncated for p in preds] == [False, True, False]
+    assert preds[1].n_tokens == clf.meta.max_length
+    assert all(0.0 <= p.score <= 1.0 for p in preds)
+    assert clf.predict([]) == []
+
+
+def test_missing_model_dir_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(ModelLoadError, match="not found"):
+        CheckWorthinessClassifier.load(tmp_path / "nope")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ModelLoadError, match=r"config\.json"):
+        CheckWorthinessClassifier.load(tmp_path / "empty")
+
+
+def test_onnx_int8_agrees_with_torch_and_is_picked_by_default(
+    model_dir: Path, tmp_path: Path, toy_data: Path
+) -> None:
+    from classifier.data import read_rows
+    from classifier.export import export_onnx
+
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    texts = [r["Text"] for r in read_rows(toy_data / "dev.tsv")]
+    report = export_onnx(copy, texts, min_agreement=0.95)
+    assert report["label_agreement"] >= 0.95
+    assert (copy / "onnx" / "model.int8.onnx").is_file()
+    auto = CheckWorthinessClassifier.load(copy)
+    assert auto.backend.name == "onnx"
+    torch_scores = CheckWorthinessClassifier.load(copy, backend="torch").scores(texts)
+    assert np.max(np.abs(np.array(auto.scores(texts)) - np.array(torch_scores))) < 0.1
+
+
+def test_onnx_fp32_export_is_exact(model_dir: Path, tmp_path: Path) -> None:
+    from classifier.export import export_onnx
+
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    report = export_onnx(copy, SENTENCES, quantize=False)
+    assert report["max_abs_prob_diff"] < 1e-4
+
+
+def test_low_agreement_leaves_no_onnx_model(model_dir: Path, tmp_path: Path) -> None:
+    from classifier.errors import ExportError
+    from classifier.export import export_onnx
+
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    with pytest.raises(ExportError, match="below the required"):
+        export_onnx(copy, SENTENCES, min_agreement=1.01)
+    assert not (copy / "onnx" / "model.int8.onnx").exists()
+    assert CheckWorthinessClassifier.load(copy).backend.name == "torch"
