@@ -32,6 +32,8 @@ class Try:
     name: str
     why: str
     overrides: dict[str, Any] = field(default_factory=dict)
+    own_threshold: bool = False
+    """Use the threshold stored with the model (tuned on its own validation split), not dev's."""
 
 
 TRIES = [
@@ -43,9 +45,29 @@ TRIES = [
         {"class_weighting": "sqrt", "num_train_epochs": 3},
     ),
     Try("seed7", "the seed recipe with another seed (for the ensemble)", {"seed": 7}),
+    Try(
+        "clef_positives",
+        "plus the 673 CLEF 2019/2020 debate lines fact-checkers chose (label 1 only: their 0 means "
+        "'not chosen', not 'not check-worthy'), de-duplicated against train, dev and dev_test",
+        {
+            "extra_train_files": [
+                "clef2019_t1_debates_en/train.csv|text|label|1",
+                "clef2020_t5_debates_en/train.tsv|text|label|1",
+            ],
+            "label_aliases": '{"1": "Yes", "0": "No"}',
+        },
+    ),
+    Try(
+        "newest_holdout",
+        "checkpoint and threshold chosen on the newest 10% of train debates (by Sentence_id, which "
+        "follows the debates' dates) instead of dev, so the choices face the drift new debates bring",
+        {"validation_holdout": "Sentence_id:0.1", "test_file": "ct24_checkworthy_en/dev.tsv"},
+        own_threshold=True,
+    ),
 ]
 ENSEMBLES = {
-    "ensemble_all": ["trainer", "custom_loop", "sqrt_weights", "seed7"],
+    "ensemble_seeds": ["trainer", "seed7"],
+    "ensemble_all": ["trainer", "custom_loop", "sqrt_weights", "seed7", "clef_positives"],
 }
 
 
@@ -70,10 +92,11 @@ def _evaluate(
     test_y: np.ndarray,
     why: str,
     seconds: float | None = None,
+    threshold: float | None = None,
 ) -> dict[str, Any]:
     from classifier.metrics import tune_threshold
 
-    t, _ = tune_threshold(dev_p, dev_y)
+    t = threshold if threshold is not None else tune_threshold(dev_p, dev_y)[0]
     return {
         "name": name,
         "why": why,
@@ -163,7 +186,8 @@ def main() -> None:
         clf = CheckWorthinessClassifier.load(model_dir, backend="torch")
         dp, tp = clf.probabilities(dev_x)[:, 1], clf.probabilities(test_x)[:, 1]
         probs[t.name] = (dp, tp)
-        results.append(_evaluate(t.name, dp, tp, dev_y, test_y, t.why, seconds))
+        own = clf.threshold if t.own_threshold else None
+        results.append(_evaluate(t.name, dp, tp, dev_y, test_y, t.why, seconds, own))
         last = results[-1]
         print(f"{t.name}: dev F1 {last['dev']['f1']:.4f}  dev_test F1 {last['dev_test']['f1']:.4f}")
     for name, members in ENSEMBLES.items():
@@ -224,12 +248,31 @@ def main() -> None:
     table = markdown_table(headers, rows)
     print(table)
     _plot(results, RESULTS / "classifier_quality.png")
+    thresholds = [r["dev"]["threshold"] for r in neural]
+    at_half = [r["dev_test_at_0.5"]["f1"] for r in neural]
+    findings = (
+        "## Reading the table\n\n"
+        f"- Every neural try lands at dev F1 {min(r['dev']['f1'] for r in neural):.3f}-"
+        f"{max(r['dev']['f1'] for r in neural):.3f}: dev (ClaimBuster's expert-labelled set) is nearly "
+        "solved and barely separates the tries.\n"
+        f"- The dev-tuned thresholds spread from {min(thresholds):.2f} to {max(thresholds):.2f}, because "
+        "F1 on dev is flat over a wide range of thresholds; on dev_test (newer debates, 34% Yes "
+        "against 23-24% in train and dev) that choice moves F1 by several points. At a plain 0.5, "
+        f"dev_test F1 ranges {min(at_half):.3f}-{max(at_half):.3f}. The errors on dev_test are "
+        "almost all misses (high precision, low recall).\n"
+        "- Reported only: no number in the dev_test columns was used to choose a model, a threshold, "
+        "or a recipe's settings. In the order of work, trainer, custom_loop, sqrt_weights, seed7 and "
+        "the ensembles were fixed first; clef_positives and newest_holdout were added after their "
+        "table had shown that dev_test errors are misses, and are reported whatever they gave.\n"
+        "- newest_holdout trains on 90% of train and tunes on the newest 10% (crowd labels, F1 about "
+        "0.70 there), so its dev F1 is not comparable with the others'.\n"
+    )
     md = (
         "# Check-worthiness quality (CT24)\n\n"
         f"Base model: the packaged all-MiniLM-L6-v2, run file `{CONFIG}`. Thresholds are tuned on dev; "
         f"the selected model (`{best['name']}`) is the one with the best dev F1.\n\n"
         f"**Selected: dev_test F1 {best['dev_test']['f1']:.4f}** (target 0.84), "
-        f"dev F1 {best['dev']['f1']:.4f}.\n\n" + table + "\n\n![tries](classifier_quality.png)\n"
+        f"dev F1 {best['dev']['f1']:.4f}.\n\n" + table + "\n\n![tries](classifier_quality.png)\n\n" + findings
     )
     save("classifier_quality", payload, md)
 

@@ -84,8 +84,16 @@ class DataArguments:
     extra_train_files: list[str] = field(
         default_factory=list,
         metadata={
-            "help": "More training data as 'PATH|TEXT_COLUMN|LABEL_COLUMN'; rows whose text is "
-            "in the validation or test set are dropped."
+            "help": "More training data as 'PATH|TEXT_COLUMN|LABEL_COLUMN[|KEEP]', KEEP a comma "
+            "list of raw labels to keep; rows whose text is in the validation or test set, or "
+            "already in the training set, are dropped."
+        },
+    )
+    validation_holdout: str | None = field(
+        default=None,
+        metadata={
+            "help": "'COLUMN:FRACTION': use the train rows with the highest COLUMN values (e.g. the "
+            "newest debates by Sentence_id) as the validation split instead of validation_file."
         },
     )
     drop_eval_overlap: bool = field(
@@ -184,6 +192,17 @@ def _seed_defaults() -> dict[str, Any]:
     }
 
 
+def _mixed_precision_default(values: dict[str, Any]) -> dict[str, Any]:
+    """On CUDA, train in bf16 (fp16 on older cards) unless the run file chose a precision."""
+    if "bf16" in values or "fp16" in values or values.get("use_cpu"):
+        return {}
+    import torch
+
+    if not torch.cuda.is_available():
+        return {}
+    return {"bf16": True} if torch.cuda.is_bf16_supported() else {"fp16": True}
+
+
 @dataclass(frozen=True)
 class RunConfig:
     """Everything one run file says, parsed and checked."""
@@ -217,6 +236,7 @@ def parse_run_config(
             raise ConfigError(f"run file {p} must hold a JSON object")
         values.update(loaded)
     values.update(overrides or {})
+    values.update(_mixed_precision_default(values))
     # A save step must line up with an eval step, or the best checkpoint cannot be kept.
     if "eval_steps" in values and "save_steps" not in (overrides or {}):
         values["save_steps"] = values["eval_steps"]

@@ -168,11 +168,19 @@ def _load_hub_split(args: DataArguments, split: str, aliases: dict[str, str]) ->
 
 def _extra_split(args: DataArguments, spec: str, aliases: dict[str, str]) -> _RawSplit:
     parts = spec.split("|")
-    if len(parts) not in (1, 3):
-        raise DataError(f"extra_train_files entry must be 'PATH' or 'PATH|TEXT|LABEL': {spec!r}")
-    text_col, label_col = (parts[1], parts[2]) if len(parts) == 3 else (args.text_column, args.label_column)
+    if len(parts) not in (1, 3, 4):
+        raise DataError(
+            f"extra_train_files entry must be 'PATH', 'PATH|TEXT|LABEL' or 'PATH|TEXT|LABEL|KEEP': {spec!r}"
+        )
+    text_col, label_col = (parts[1], parts[2]) if len(parts) >= 3 else (args.text_column, args.label_column)
     path = args.resolve(parts[0])
     rows = read_rows(path)
+    if len(parts) == 4:
+        # Keep only rows whose raw label is listed: a source may be reliable for one class only.
+        keep = {v.strip() for v in parts[3].split(",")}
+        rows = [r for r in rows if str(r.get(label_col, "")).strip() in keep]
+        if not rows:
+            raise DataError(f"{path}: no rows with {label_col} in {sorted(keep)}")
     return _raw_from_rows(rows, str(path), text_col, label_col, None, aliases)
 
 
@@ -199,6 +207,38 @@ def _drop_overlap(raw: _RawSplit, seen: set[str]) -> tuple[_RawSplit, int]:
     )
 
 
+def _holdout_split(args: DataArguments, aliases: dict[str, str]) -> tuple[_RawSplit, _RawSplit]:
+    """Split the train file by a sort column: its highest values become the validation split.
+
+    With a time-ordered column (CT24 sentence ids follow the debates' dates) the validation
+    split is the newest data, so choices made on it face the same drift as new text will.
+    """
+    assert args.train_file is not None and args.validation_holdout is not None
+    column, sep, frac_s = args.validation_holdout.partition(":")
+    try:
+        frac = float(frac_s)
+    except ValueError:
+        frac = -1.0
+    if not sep or not 0.0 < frac < 1.0:
+        raise DataError(f"validation_holdout must look like COLUMN:FRACTION, got {args.validation_holdout!r}")
+    path = args.resolve(args.train_file)
+    rows = read_rows(path)
+    keys = _column(rows, column, str(path))
+    try:
+        order = sorted(range(len(rows)), key=lambda i: float(keys[i]))
+    except (TypeError, ValueError) as exc:
+        raise DataError(f"{path}: column {column!r} is not numeric: {exc}") from exc
+    cut = len(rows) - max(1, int(len(rows) * frac))
+    parts = [[rows[i] for i in order[:cut]], [rows[i] for i in order[cut:]]]
+    train, val = (
+        _raw_from_rows(
+            p, f"{path}[{name}]", args.text_column, args.label_column, args.text_pair_column, aliases
+        )
+        for p, name in zip(parts, ("train", f"newest {frac:.0%} by {column}"), strict=True)
+    )
+    return train, val
+
+
 def load_dataset(args: DataArguments) -> Dataset:
     """Load train, validation and test splits as configured, with one shared label map.
 
@@ -212,8 +252,11 @@ def load_dataset(args: DataArguments) -> Dataset:
         test = _load_hub_split(args, args.test_split, aliases) if args.test_split else None
     else:
         assert args.train_file is not None
-        train = _load_file_split(args, args.train_file, aliases)
-        val = _load_file_split(args, args.validation_file, aliases) if args.validation_file else None
+        if args.validation_holdout:
+            train, val = _holdout_split(args, aliases)
+        else:
+            train = _load_file_split(args, args.train_file, aliases)
+            val = _load_file_split(args, args.validation_file, aliases) if args.validation_file else None
         test = _load_file_split(args, args.test_file, aliases) if args.test_file else None
 
     eval_texts = {normalise_text(t) for split in (val, test) if split for t in split.texts}

@@ -90,7 +90,15 @@ def export_onnx(
             if quantize:
                 from onnxruntime.quantization import QuantType, quantize_dynamic
 
-                quantize_dynamic(fp32, int8, weight_type=QuantType.QInt8)
+                # Per-channel scales on the matrix products only: per-tensor scales, or quantized
+                # embedding lookups, flip about 1.2% of CT24 dev labels; this flips under 0.7%.
+                quantize_dynamic(
+                    fp32,
+                    int8,
+                    weight_type=QuantType.QInt8,
+                    op_types_to_quantize=["MatMul", "Gemm"],
+                    per_channel=True,
+                )
             else:
                 shutil.copy(fp32, int8)
         except Exception as exc:  # the exporter raises many internal error types

@@ -67,15 +67,17 @@ def class_weights(labels: Sequence[int], n_classes: int, scheme: str) -> list[fl
     return weights
 
 
-def weighted_loss(weights: list[float] | None) -> Any:
-    """A cross-entropy loss function of (logits, labels) with optional class weights."""
+def weighted_loss(weights: list[float] | None, label_smoothing: float = 0.0) -> Any:
+    """A cross-entropy loss function of (logits, labels) with optional class weights and smoothing."""
     import torch
 
     tensor = torch.tensor(weights, dtype=torch.float32) if weights is not None else None
 
     def loss_fn(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         w = tensor.to(logits.device) if tensor is not None else None
-        return torch.nn.functional.cross_entropy(logits.float(), labels, weight=w)
+        return torch.nn.functional.cross_entropy(
+            logits.float(), labels, weight=w, label_smoothing=label_smoothing
+        )
 
     return loss_fn
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import argparse
 import dataclasses
 import logging
 import time
@@ -11,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from classifier.args import RunConfig, parse_overrides, parse_run_config
+from classifier.args import RunConfig
 from classifier.data import Dataset, EncodedDataset, Examples, load_dataset
 from classifier.metrics import classify, evaluate_probs, softmax, tune_threshold
 from classifier.modeling import build_model_and_tokenizer, class_weights, weighted_loss
@@ -50,7 +49,7 @@ def _train_with_trainer(
     # A copy: the run's own output_dir must stay where the reports go.
     args = dataclasses.replace(cfg.training, **changes)
     weights = class_weights(dataset.train.labels, len(dataset.label_names), cfg.engine.class_weighting)
-    loss_fn = weighted_loss(weights)
+    loss_fn = weighted_loss(weights, cfg.training.label_smoothing_factor)
 
     def compute_loss(outputs: Any, labels: Any, num_items_in_batch: Any = None) -> Any:
         return loss_fn(outputs.logits, labels)
@@ -159,7 +158,8 @@ def finalize(
                 predicted,
                 dataset.label_names,
                 out_dir / f"confusion_{name}.png",
-                f"{name} ({cfg.engine.engine}, threshold {threshold if threshold is not None else 'argmax'})",
+                f"{name} ({cfg.engine.engine}, "
+                + (f"threshold {threshold:.3f})" if threshold is not None else "argmax)"),
             )
     (out_dir / "classification_report.txt").write_text("\n\n".join(report_parts) + "\n", encoding="utf-8")
     if cfg.engine.plots and history:
@@ -244,30 +244,3 @@ def _on_accelerator(model: Any) -> bool:
         return bool(next(model.parameters()).device.type != "cpu")
     except StopIteration:
         return False
-
-
-def main(argv: list[str] | None = None) -> None:
-    """``python -m classifier.train --config FILE [--set key=value ...]`` (also under accelerate launch)."""
-    parser = argparse.ArgumentParser(description="Fine-tune a verifact classifier from a JSON run file.")
-    parser.add_argument("--config", required=True, help="JSON run file")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override one run-file key (repeatable)",
-    )
-    parser.add_argument("--data-dir", default=None, help="where relative data paths are read from")
-    ns = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    overrides = parse_overrides(ns.overrides)
-    if ns.data_dir:
-        overrides["data_dir"] = ns.data_dir
-    summary = run_training(parse_run_config(ns.config, overrides, {"data_dir": "../shared/data"}))
-    if summary is not None:
-        logger.info("results: %s", summary["results"])
-
-
-if __name__ == "__main__":
-    main()

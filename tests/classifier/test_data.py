@@ -139,6 +139,29 @@ def test_extra_training_files_are_deduplicated_against_eval(tmp_path: Path) -> N
         )
     )
     assert ds.train.texts == ("Taxes rose.", "Hello.", "New line.")
+    only_positive = load_dataset(
+        _args(
+            tmp_path,
+            test_file=None,
+            extra_train_files=["extra.tsv|text|label|1"],
+            label_aliases='{"1": "Yes", "0": "No"}',
+        )
+    )
+    assert only_positive.train.texts == ("Taxes rose.", "Hello.")
+
+
+def test_validation_holdout_takes_the_newest_rows(tmp_path: Path) -> None:
+    rows = "".join(
+        f"{i}\tsentence {i}\t{'Yes' if i % 2 else 'No'}\n" for i in (5, 1, 9, 3, 7, 2, 8, 4, 6, 10)
+    )
+    (tmp_path / "train.tsv").write_text("Sentence_id\tText\tclass_label\n" + rows, encoding="utf-8")
+    ds = load_dataset(
+        _args(tmp_path, validation_file=None, test_file=None, validation_holdout="Sentence_id:0.2")
+    )
+    assert ds.validation is not None and ds.validation.texts == ("sentence 9", "sentence 10")
+    assert len(ds.train) == 8 and "sentence 9" not in ds.train.texts
+    with pytest.raises(DataError, match="COLUMN:FRACTION"):
+        load_dataset(_args(tmp_path, validation_file=None, test_file=None, validation_holdout="Sentence_id"))
 
 
 def test_run_file_errors_are_clear(tmp_path: Path) -> None:

@@ -39,7 +39,8 @@ def test_two_process_run_finishes_and_shards_the_data(
         "--dynamo_backend",
         "no",
         "-m",
-        "classifier.train",
+        "api.cli",
+        "train",
         "--config",
         str(run_file),
     ]

@@ -53,9 +53,9 @@ def test_saved_model_matches_the_in_memory_model(model_dir: Path) -> None:
 
 
 def test_claims_score_higher_than_chatter(model_dir: Path) -> None:
-    preds = CheckWorthinessClassifier.load(model_dir, backend="torch").predict(SENTENCES)
-    assert preds[0].label == "Yes" and preds[3].label == "Yes"
-    assert preds[1].label == "No" and preds[4].label == "No"
+    # Ranked, not thresholded: a toy model's tuned threshold can sit close to one of these scores.
+    scores = CheckWorthinessClassifier.load(model_dir, backend="torch").scores(SENTENCES)
+    assert min(scores[0], scores[3]) > max(scores[1], scores[4])
 
 
 def test_stored_threshold_is_applied(model_dir: Path, tmp_path: Path) -> None:

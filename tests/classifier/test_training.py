@@ -89,3 +89,14 @@ def test_class_weighting_changes_the_run(tiny_base: Path, toy_data: Path, tmp_pa
     assert summary is not None
     assert summary["config"]["engine"]["class_weighting"] == "balanced"
     assert summary["results"]["validation"]["at_threshold"]["f1"] > 0.5
+
+
+@pytest.mark.parametrize("engine", ["trainer", "custom_loop"])
+def test_tensorboard_reporting_writes_event_files(
+    engine: str, tiny_base: Path, toy_data: Path, tmp_path: Path
+) -> None:
+    overrides = toy_overrides(
+        tiny_base, toy_data, tmp_path, engine=engine, report_to="tensorboard", num_train_epochs=1, plots=False
+    )
+    assert run_training(parse_run_config(None, overrides)) is not None
+    assert list(tmp_path.rglob("events.out.tfevents.*")), "no TensorBoard event file was written"
