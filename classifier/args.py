@@ -225,16 +225,10 @@ def parse_run_config(
     """
     values: dict[str, Any] = {**_seed_defaults(), **(defaults or {})}
     if path is not None:
+        from classifier.reporting import read_json_object
+
         p = Path(path)
-        if not p.is_file():
-            raise ConfigError(f"run file not found: {p}")
-        try:
-            loaded = json.loads(p.read_text(encoding="utf-8"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            raise ConfigError(f"run file {p} is not valid JSON: {exc}") from exc
-        if not isinstance(loaded, dict):
-            raise ConfigError(f"run file {p} must hold a JSON object")
-        values.update(loaded)
+        values.update(read_json_object(p, ConfigError, f"run file not found: {p}"))
     values.update(overrides or {})
     values.update(_mixed_precision_default(values))
     # A save step must line up with an eval step, or the best checkpoint cannot be kept.

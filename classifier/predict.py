@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -14,6 +13,7 @@ import numpy as np
 
 from classifier.errors import ModelLoadError
 from classifier.metrics import FloatArray, softmax
+from classifier.reporting import read_json_object
 
 logger = logging.getLogger(__name__)
 
@@ -219,13 +219,11 @@ class ClassifierMeta:
 
 def read_meta(model_dir: Path) -> ClassifierMeta:
     """Read labels, threshold and input settings from a saved model's config.json."""
-    cfg_path = model_dir / "config.json"
-    if not cfg_path.is_file():
-        raise ModelLoadError(f"no config.json in {model_dir}: not a saved classifier directory")
-    try:
-        cfg = json.loads(cfg_path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ModelLoadError(f"{cfg_path} is not valid JSON: {exc}") from exc
+    cfg = read_json_object(
+        model_dir / "config.json",
+        ModelLoadError,
+        f"no config.json in {model_dir}: not a saved classifier directory",
+    )
     id2label = cfg.get("id2label") or {}
     names = tuple(id2label[str(i)] for i in range(len(id2label))) if id2label else ("0", "1")
     meta = cfg.get(META_KEY) or {}

@@ -15,6 +15,19 @@ from classifier.metrics import IntArray, binary_metrics, confusion
 logger = logging.getLogger(__name__)
 
 
+def read_json_object(path: Path, error: type[Exception], missing: str) -> dict[str, Any]:
+    """Read a JSON object, raising ``error`` (with ``missing`` when the file is absent) on any problem."""
+    if not path.is_file():
+        raise error(missing)
+    try:
+        loaded = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise error(f"{path} is not valid JSON: {exc}") from exc
+    if not isinstance(loaded, dict):
+        raise error(f"{path} must hold a JSON object")
+    return loaded
+
+
 def write_json(path: Path, payload: Any) -> None:
     """Write JSON atomically, so a reader never sees half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
