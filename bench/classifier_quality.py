@@ -22,6 +22,7 @@ import numpy as np
 from bench.report import RESULTS, machine, markdown_table, save
 
 CONFIG = "configs/cpu-minilm.json"
+HOLDOUT = "Sentence_id:0.1"
 RUNS = Path("runs/quality")
 
 
@@ -61,13 +62,28 @@ TRIES = [
         "newest_holdout",
         "checkpoint and threshold chosen on the newest 10% of train debates (by Sentence_id, which "
         "follows the debates' dates) instead of dev, so the choices face the drift new debates bring",
-        {"validation_holdout": "Sentence_id:0.1", "test_file": "ct24_checkworthy_en/dev.tsv"},
+        {"validation_holdout": HOLDOUT, "test_file": "ct24_checkworthy_en/dev.tsv"},
+        own_threshold=True,
+    ),
+    Try(
+        "newest_holdout_seed7",
+        "newest_holdout with another seed (for its ensemble)",
+        {"validation_holdout": HOLDOUT, "test_file": "ct24_checkworthy_en/dev.tsv", "seed": 7},
+        own_threshold=True,
+    ),
+    Try(
+        "newest_holdout_seed13",
+        "newest_holdout with a third seed: two seeds gave 0.82 and 0.90 on dev_test, too wide to read",
+        {"validation_holdout": HOLDOUT, "test_file": "ct24_checkworthy_en/dev.tsv", "seed": 13},
         own_threshold=True,
     ),
 ]
+# name -> (members, where the ensemble's threshold is tuned: "dev" or "newest" train holdout)
 ENSEMBLES = {
-    "ensemble_seeds": ["trainer", "seed7"],
-    "ensemble_all": ["trainer", "custom_loop", "sqrt_weights", "seed7", "clef_positives"],
+    "ensemble_seeds": (["trainer", "seed7"], "dev"),
+    "ensemble_all": (["trainer", "custom_loop", "sqrt_weights", "seed7", "clef_positives"], "dev"),
+    "ensemble_newest2": (["newest_holdout", "newest_holdout_seed7"], "newest"),
+    "ensemble_newest": (["newest_holdout", "newest_holdout_seed7", "newest_holdout_seed13"], "newest"),
 }
 
 
@@ -120,6 +136,27 @@ def _train(t: Try, data_dir: str, reuse: bool) -> tuple[Path, float | None]:
     summary = run_training(parse_run_config(CONFIG, overrides))
     assert summary is not None
     return out / "model", summary["train_seconds"]
+
+
+def _newest_threshold(members: list[str], data_dir: str) -> float:
+    """The F1-best threshold of the members' mean probability on the newest train holdout."""
+    from classifier.args import parse_run_config
+    from classifier.data import load_dataset
+    from classifier.metrics import tune_threshold
+    from classifier.predict import CheckWorthinessClassifier
+
+    cfg = parse_run_config(CONFIG, {"data_dir": data_dir, "validation_holdout": HOLDOUT, "test_file": None})
+    holdout = load_dataset(cfg.data).validation
+    assert holdout is not None
+    texts = list(holdout.texts)
+    mean = np.mean(
+        [
+            CheckWorthinessClassifier.load(RUNS / m / "model", backend="torch").probabilities(texts)[:, 1]
+            for m in members
+        ],
+        axis=0,
+    )
+    return tune_threshold(mean, np.asarray(holdout.labels))[0]
 
 
 def _lexical(
@@ -190,13 +227,17 @@ def main() -> None:
         results.append(_evaluate(t.name, dp, tp, dev_y, test_y, t.why, seconds, own))
         last = results[-1]
         print(f"{t.name}: dev F1 {last['dev']['f1']:.4f}  dev_test F1 {last['dev_test']['f1']:.4f}")
-    for name, members in ENSEMBLES.items():
-        if all(m in probs for m in members):
-            dp = np.mean([probs[m][0] for m in members], axis=0)
-            tp = np.mean([probs[m][1] for m in members], axis=0)
-            results.append(
-                _evaluate(name, dp, tp, dev_y, test_y, "mean probability of " + ", ".join(members))
-            )
+    for name, (members, tune_on) in ENSEMBLES.items():
+        if not all(m in probs for m in members):
+            continue
+        dp = np.mean([probs[m][0] for m in members], axis=0)
+        tp = np.mean([probs[m][1] for m in members], axis=0)
+        why = "mean probability of " + ", ".join(members)
+        threshold = None
+        if tune_on == "newest":
+            threshold = _newest_threshold(members, ns.data_dir)
+            why += "; threshold tuned on the newest 10% of train"
+        results.append(_evaluate(name, dp, tp, dev_y, test_y, why, threshold=threshold))
 
     neural = [r for r in results if r["name"] != "tfidf_lr"]
     best = max(neural, key=lambda r: r["dev"]["f1"])
@@ -248,12 +289,14 @@ def main() -> None:
     table = markdown_table(headers, rows)
     print(table)
     _plot(results, RESULTS / "classifier_quality.png")
-    thresholds = [r["dev"]["threshold"] for r in neural]
-    at_half = [r["dev_test_at_0.5"]["f1"] for r in neural]
+    # The newest-holdout runs tune elsewhere; the dev-tuned ones are what the first bullets describe.
+    on_dev = [r for r in neural if "newest" not in r["name"]]
+    thresholds = [r["dev"]["threshold"] for r in on_dev]
+    at_half = [r["dev_test_at_0.5"]["f1"] for r in on_dev]
     findings = (
         "## Reading the table\n\n"
-        f"- Every neural try lands at dev F1 {min(r['dev']['f1'] for r in neural):.3f}-"
-        f"{max(r['dev']['f1'] for r in neural):.3f}: dev (ClaimBuster's expert-labelled set) is nearly "
+        f"- Every dev-tuned neural try lands at dev F1 {min(r['dev']['f1'] for r in on_dev):.3f}-"
+        f"{max(r['dev']['f1'] for r in on_dev):.3f}: dev (ClaimBuster's expert-labelled set) is nearly "
         "solved and barely separates the tries.\n"
         f"- The dev-tuned thresholds spread from {min(thresholds):.2f} to {max(thresholds):.2f}, because "
         "F1 on dev is flat over a wide range of thresholds; on dev_test (newer debates, 34% Yes "
@@ -262,10 +305,18 @@ def main() -> None:
         "almost all misses (high precision, low recall).\n"
         "- Reported only: no number in the dev_test columns was used to choose a model, a threshold, "
         "or a recipe's settings. In the order of work, trainer, custom_loop, sqrt_weights, seed7 and "
-        "the ensembles were fixed first; clef_positives and newest_holdout were added after their "
-        "table had shown that dev_test errors are misses, and are reported whatever they gave.\n"
-        "- newest_holdout trains on 90% of train and tunes on the newest 10% (crowd labels, F1 about "
-        "0.70 there), so its dev F1 is not comparable with the others'.\n"
+        "the first two ensembles were fixed first; clef_positives and newest_holdout were added after "
+        "that table had shown that dev_test errors are misses, newest_holdout_seed7 with "
+        "ensemble_newest2 after newest_holdout's row, and newest_holdout_seed13 with the 3-seed "
+        "ensemble_newest after that. All are reported whatever they gave, and the "
+        "selection rule (best dev F1) was fixed before any of them.\n"
+        "- Drift-aware runs (checkpoint and threshold on the newest train debates): "
+        + ", ".join(f"{r['name']} {r['dev_test']['f1']:.3f}" for r in results if "newest" in r["name"])
+        + " on dev_test.\n"
+        "- The newest_holdout runs train on 90% of train and tune on the newest 10% (crowd labels, "
+        "F1 about 0.70 there), so their dev F1 is not comparable with the others'. They depart from "
+        "the shipped recipe, which tunes the threshold on dev; whether to adopt that protocol is a "
+        "decision for the project, and the official CT24 test (kept out) is where to confirm it.\n"
     )
     md = (
         "# Check-worthiness quality (CT24)\n\n"
