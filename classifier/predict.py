@@ -310,12 +310,14 @@ class CheckWorthinessClassifier:
         """The stored decision threshold on the positive class (None for multi-class)."""
         return self.meta.threshold if self._positive_index is not None else None
 
+    def _score(self, texts: Sequence[str], pairs: Sequence[str] | None) -> tuple[Encoded, FloatArray]:
+        enc = encode(self.tokenizer, texts, pairs, self.meta.max_length)
+        logits = batched_logits(self.backend, enc, self._pad_id, self.batch_size, self.max_batch_tokens)
+        return enc, softmax(logits)
+
     def probabilities(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> FloatArray:
         """Class probabilities per input, shape (n, n_classes), in input order."""
-        enc = encode(self.tokenizer, texts, pairs, self.meta.max_length)
-        return softmax(
-            batched_logits(self.backend, enc, self._pad_id, self.batch_size, self.max_batch_tokens)
-        )
+        return self._score(texts, pairs)[1]
 
     def predict(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> list[Prediction]:
         """Score and label each input; binary models apply the stored threshold."""
@@ -323,10 +325,7 @@ class CheckWorthinessClassifier:
             raise ValueError(f"got {len(texts)} texts but {len(pairs)} pairs")
         if not texts:
             return []
-        enc = encode(self.tokenizer, texts, pairs, self.meta.max_length)
-        probs = softmax(
-            batched_logits(self.backend, enc, self._pad_id, self.batch_size, self.max_batch_tokens)
-        )
+        enc, probs = self._score(texts, pairs)
         names = self.meta.label_names
         threshold = self.threshold
         out: list[Prediction] = []
