@@ -59,6 +59,8 @@ def _export_fp32(model: Any, path: Path) -> None:
             dynamic_shapes=shapes,
             dynamo=True,
             external_data=False,
+            # Without this the exporter prints its progress to stdout, into the CLI's JSON.
+            verbose=False,
         )
 
 

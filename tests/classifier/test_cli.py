@@ -90,3 +90,19 @@ def test_user_errors_exit_2_with_one_line(
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
+
+
+def test_export_prints_only_its_json_report(
+    cli_model: Path, toy_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import shutil
+
+    copy = tmp_path / "m"
+    shutil.copytree(cli_model, copy)
+    code = main(
+        ["export", "--model", str(copy), "--check-file", str(toy_data / "dev.tsv"), "--min-agreement", "0.9"]
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert code == 0
+    assert report["checked"] == 80 and report["label_agreement"] >= 0.9
+    assert (copy / "onnx" / "model.int8.onnx").is_file()
