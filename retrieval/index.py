@@ -1,0 +1,402 @@
+"""The evidence index: FAISS vectors with stable int64 ids, BM25, and passages, saved as one directory."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from retrieval.errors import IndexLoadError, IndexMismatchError, IngestError, QueryError
+from retrieval.lexical import LexicalIndex
+from retrieval.store import Filters, PassageStore
+from retrieval.types import Encoder, Passage, vector_id
+
+logger = logging.getLogger(__name__)
+
+FORMAT = "verifact-index/1"
+MANIFEST, VECTORS, PASSAGES, LEXICAL, TOMBSTONES = (
+    "manifest.json",
+    "vectors.faiss",
+    "passages.sqlite",
+    "bm25",
+    "tombstones.npy",
+)
+
+
+@dataclass(frozen=True)
+class IndexConfig:
+    """How the vector index is built."""
+
+    hnsw_threshold: int = 50_000
+    """At or above this many passages the index is HNSW; below, exact inner product."""
+    hnsw_m: int = 32
+    hnsw_ef_construction: int = 200
+    hnsw_ef_search: int = 256
+    embed_title: bool = True
+    """Embed 'title: text', so a sentence carries its document's topic."""
+
+
+@dataclass(frozen=True)
+class AddReport:
+    """What an ``add`` did."""
+
+    added: int
+    duplicates: int
+    seconds: float
+
+    @property
+    def passages_per_second(self) -> float:
+        """Indexing throughput."""
+        return self.added / self.seconds if self.seconds > 0 else 0.0
+
+
+def _versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for pkg in ("verifact-server", "faiss-cpu", "bm25s", "sentence-transformers", "onnxruntime", "numpy"):
+        try:
+            out[pkg] = version(pkg)
+        except PackageNotFoundError:
+            continue
+    return out
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+class EvidenceIndex:
+    """Passages, their vectors and their BM25 terms; ``add``, ``delete``, ``rebuild``, ``save``, ``load``."""
+
+    def __init__(self, encoder: Encoder, config: IndexConfig | None = None) -> None:
+        self.encoder = encoder
+        self.config = config or IndexConfig()
+        self.store = PassageStore()
+        self.lexical = LexicalIndex()
+        self.index_type = "flat"
+        self.vectors: Any = self._new_faiss("flat")
+        self.tombstones: set[int] = set()
+        self.built_at = _now()
+        self.updated_at = self.built_at
+        self.build_seconds = 0.0
+
+    # -- building ---------------------------------------------------------------------------
+
+    def _new_faiss(self, kind: str) -> Any:
+        import faiss
+
+        dim = self.encoder.dim
+        inner: Any
+        if kind == "hnsw":
+            inner = faiss.IndexHNSWFlat(dim, self.config.hnsw_m, faiss.METRIC_INNER_PRODUCT)
+            inner.hnsw.efConstruction = self.config.hnsw_ef_construction
+            inner.hnsw.efSearch = self.config.hnsw_ef_search
+        else:
+            inner = faiss.IndexFlatIP(dim)
+        return faiss.IndexIDMap2(inner)
+
+    def _wanted_type(self, count: int) -> str:
+        return "hnsw" if count >= self.config.hnsw_threshold else "flat"
+
+    def _all_vectors(self) -> tuple[NDArray[np.int64], NDArray[np.float32]]:
+        """Every live vector and its id, straight from FAISS (no re-encoding)."""
+        import faiss
+
+        n = self.vectors.ntotal
+        ids = faiss.vector_to_array(self.vectors.id_map).astype(np.int64)
+        vecs = self.vectors.index.reconstruct_n(0, n) if n else np.zeros((0, self.encoder.dim), np.float32)
+        keep = np.array([i not in self.tombstones for i in ids], dtype=bool)
+        return ids[keep], np.ascontiguousarray(vecs[keep], dtype=np.float32)
+
+    def _restructure(self, kind: str) -> None:
+        """Move every live vector into a fresh FAISS index of ``kind``, dropping tombstones."""
+        ids, vecs = self._all_vectors()
+        fresh = self._new_faiss(kind)
+        if len(ids):
+            fresh.add_with_ids(vecs, ids)
+        self.vectors, self.index_type, self.tombstones = fresh, kind, set()
+
+    def add(self, passages: Iterable[Passage], show_progress: bool = False) -> AddReport:
+        """Encode and add passages; exact repeats are skipped, an id reused for new text is refused.
+
+        Raises:
+            IngestError: when a passage id already holds a different text.
+        """
+        started = time.perf_counter()
+        fresh: list[Passage] = []
+        seen: dict[str, str] = {}
+        duplicates = 0
+        for p in passages:
+            stored = seen.get(p.id) or self.store.get_text(p.id)
+            if stored is not None:
+                if stored != p.text:
+                    raise IngestError(f"id {p.id!r} already holds a different text; delete it first")
+                duplicates += 1
+                continue
+            seen[p.id] = p.text
+            fresh.append(p)
+        if fresh:
+            vids = np.array([vector_id(p.id) for p in fresh], dtype=np.int64)
+            if self.tombstones.intersection(vids.tolist()):
+                self._restructure(self.index_type)  # a re-added id must not meet its own ghost
+            texts = [p.embedding_text(self.config.embed_title) for p in fresh]
+            vecs = self.encoder.encode_document(texts, show_progress=show_progress)
+            wanted = self._wanted_type(len(self.store) + len(fresh))
+            if wanted != self.index_type:
+                logger.info(
+                    "index grows past %d passages: switching to %s", self.config.hnsw_threshold, wanted
+                )
+                self._restructure(wanted)
+            self.vectors.add_with_ids(vecs, vids)
+            self.store.insert(fresh)
+            self.lexical.mark_stale()
+        seconds = time.perf_counter() - started
+        self.build_seconds += seconds
+        self.updated_at = _now()
+        return AddReport(added=len(fresh), duplicates=duplicates, seconds=seconds)
+
+    def delete(self, passage_ids: Sequence[str]) -> int:
+        """Remove passages by id without re-encoding anything; returns how many existed."""
+        vids = self.store.delete(passage_ids)
+        if vids:
+            if self.index_type == "flat":
+                self.vectors.remove_ids(np.array(vids, dtype=np.int64))
+            else:
+                # HNSW cannot unlink nodes; hide them until the next rebuild compacts the graph.
+                self.tombstones.update(vids)
+            self.lexical.mark_stale()
+            self.updated_at = _now()
+        return len(vids)
+
+    def rebuild(self, encoder: Encoder | None = None, show_progress: bool = False) -> AddReport:
+        """Re-encode every passage (with ``encoder`` when given) into fresh vector and BM25 indexes."""
+        passages = [p for _, p in self.store.iter_all()]
+        if encoder is not None:
+            self.encoder = encoder
+        self.store = PassageStore()
+        self.vectors, self.index_type, self.tombstones = self._new_faiss("flat"), "flat", set()
+        self.build_seconds = 0.0
+        self.built_at = _now()
+        return self.add(passages, show_progress=show_progress)
+
+    def __len__(self) -> int:
+        return len(self.store)
+
+    # -- searching --------------------------------------------------------------------------
+
+    def allowed_vids(self, filters: Filters | None) -> list[int] | None:
+        """The FAISS ids a filter admits, or None for no filter."""
+        return None if not filters else self.store.filter_vids(filters)
+
+    def dense_search(
+        self, queries: NDArray[np.float32], k: int, allowed: list[int] | None = None
+    ) -> list[list[tuple[int, float]]]:
+        """Top ``k`` (FAISS id, cosine) per query vector, restricted to ``allowed`` when given."""
+        import faiss as faiss_mod
+
+        faiss: Any = faiss_mod  # its stubs miss the search-parameter classes
+        if k < 1:
+            raise QueryError(f"k must be at least 1, got {k}")
+        n_live = len(self.store)
+        if n_live == 0 or (allowed is not None and not allowed):
+            return [[] for _ in range(len(queries))]
+        keep: Any = None
+        if allowed is not None:
+            keep = faiss.IDSelectorBatch(np.array(allowed, dtype=np.int64))
+        elif self.tombstones:
+            keep = faiss.IDSelectorNot(
+                faiss.IDSelectorBatch(np.array(sorted(self.tombstones), dtype=np.int64))
+            )
+        if self.index_type == "hnsw":
+            params: Any = faiss.SearchParametersHNSW(efSearch=max(self.config.hnsw_ef_search, k))
+            if keep is not None:
+                params.sel = keep
+        else:
+            params = faiss.SearchParameters(sel=keep) if keep is not None else None
+        k_eff = min(k, n_live)
+        scores, ids = self.vectors.search(
+            np.ascontiguousarray(queries, dtype=np.float32), k_eff, params=params
+        )
+        return [
+            [(int(i), float(s)) for i, s in zip(row_ids, row_scores, strict=True) if i >= 0]
+            for row_ids, row_scores in zip(ids, scores, strict=True)
+        ]
+
+    def lexical_search(
+        self, queries: Sequence[str], k: int, allowed: list[int] | None = None
+    ) -> list[list[tuple[int, float]]]:
+        """Top ``k`` (FAISS id, BM25 score) per query; passages with no shared term are left out."""
+        if self.lexical.stale:
+            self.lexical.build(self.store.iter_all(), self.config.embed_title)
+        return self.lexical.search(queries, k, allowed)
+
+    # -- persistence ------------------------------------------------------------------------
+
+    def manifest(self) -> dict[str, Any]:
+        """How this index was built; saved as manifest.json and checked on load."""
+        return {
+            "format": FORMAT,
+            "encoder": {
+                "name": self.encoder.name,
+                "fingerprint": self.encoder.fingerprint,
+                "dim": self.encoder.dim,
+                "backend": getattr(self.encoder, "backend", "unknown"),
+            },
+            "metric": "inner_product",
+            "normalized": True,
+            "index_type": self.index_type,
+            "index_choice": (
+                f"{self.index_type}: {len(self.store)} passages, HNSW from {self.config.hnsw_threshold}"
+            ),
+            "config": asdict(self.config),
+            "count": len(self.store),
+            "tombstones": len(self.tombstones),
+            "lexical": self.lexical.describe(),
+            "content_hash": self.store.content_digest(),
+            "built_at": self.built_at,
+            "updated_at": self.updated_at,
+            "build_seconds": round(self.build_seconds, 3),
+            "versions": _versions(),
+            "files": {"vectors": VECTORS, "passages": PASSAGES, "lexical": LEXICAL + "/"},
+        }
+
+    def save(self, directory: str | Path) -> dict[str, Any]:
+        """Write the index to ``directory`` atomically: a temporary sibling, then a rename.
+
+        A crash at any point leaves either the previous index or the new one, never a mix.
+        """
+        import faiss
+
+        target = Path(directory).resolve()
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if self.lexical.stale:
+            self.lexical.build(self.store.iter_all(), self.config.embed_title)
+        manifest = self.manifest()
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+        try:
+            faiss.write_index(self.vectors, str(tmp / VECTORS))
+            self.store.save(tmp / PASSAGES)
+            self.lexical.save(tmp / LEXICAL)
+            if self.tombstones:
+                np.save(tmp / TOMBSTONES, np.array(sorted(self.tombstones), dtype=np.int64))
+            (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+            for path in tmp.rglob("*"):
+                if path.is_file():
+                    with path.open("rb") as fh:
+                        os.fsync(fh.fileno())
+            previous = target.with_name(f".{target.name}.previous")
+            if previous.exists():
+                if (target / MANIFEST).exists():
+                    shutil.rmtree(previous)
+                else:  # an earlier save stopped between its renames: put the good copy back first
+                    shutil.rmtree(target, ignore_errors=True)
+                    previous.rename(target)
+            if target.exists():
+                target.rename(previous)
+            tmp.rename(target)
+            shutil.rmtree(previous, ignore_errors=True)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
+        return manifest
+
+    @staticmethod
+    def read_manifest(directory: str | Path) -> dict[str, Any]:
+        """The manifest of a saved index (recovering the previous one after an interrupted save).
+
+        Raises:
+            IndexLoadError: when there is no index or its manifest is unreadable.
+        """
+        target = _resolve_dir(Path(directory))
+        try:
+            manifest = json.loads((target / MANIFEST).read_text())
+        except FileNotFoundError as exc:
+            raise IndexLoadError(f"{target}: not an index directory (no {MANIFEST})") from exc
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise IndexLoadError(f"{target / MANIFEST}: corrupt manifest ({exc})") from exc
+        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+            raise IndexLoadError(
+                f"{target}: unknown index format {manifest.get('format')!r}; expected {FORMAT}"
+            )
+        return manifest
+
+    @classmethod
+    def load(cls, directory: str | Path, encoder: Encoder) -> EvidenceIndex:
+        """Open a saved index with ``encoder``, which must be the one it was built with.
+
+        Raises:
+            IndexMismatchError: when ``encoder`` differs from the manifest's (name, weights or dim).
+            IndexLoadError: when files are missing or disagree with the manifest.
+        """
+        import faiss
+
+        target = _resolve_dir(Path(directory))
+        manifest = cls.read_manifest(target)
+        check_encoder(manifest, encoder, target)
+        config = IndexConfig(
+            **{k: v for k, v in manifest.get("config", {}).items() if k in IndexConfig.__dataclass_fields__}
+        )
+        index = cls(encoder, config)
+        try:
+            index.vectors = faiss.read_index(str(target / VECTORS))
+        except RuntimeError as exc:
+            raise IndexLoadError(f"{target / VECTORS}: unreadable FAISS index ({exc})") from exc
+        index.store = PassageStore.open(target / PASSAGES)
+        index.lexical = LexicalIndex.load(target / LEXICAL)
+        if (target / TOMBSTONES).exists():
+            index.tombstones = set(np.load(target / TOMBSTONES).tolist())
+        index.index_type = str(manifest["index_type"])
+        index.built_at, index.updated_at = manifest["built_at"], manifest["updated_at"]
+        index.build_seconds = float(manifest.get("build_seconds", 0.0))
+        live = index.vectors.ntotal - len(index.tombstones)
+        if index.vectors.d != encoder.dim or not (live == len(index.store) == manifest["count"]):
+            raise IndexLoadError(
+                f"{target}: files disagree (vectors {live} of dim {index.vectors.d}, passages "
+                f"{len(index.store)}, manifest {manifest['count']}); rebuild the index"
+            )
+        return index
+
+
+def check_encoder(manifest: dict[str, Any], encoder: Encoder, where: Path) -> None:
+    """Refuse an encoder other than the one the index was built with.
+
+    Raises:
+        IndexMismatchError: on a different dimension or different weights.
+    """
+    built = manifest.get("encoder", {})
+    if int(built.get("dim", -1)) != encoder.dim:
+        raise IndexMismatchError(
+            f"{where} was built with encoder {built.get('name')!r} (dimension {built.get('dim')}); "
+            f"the offered encoder {encoder.name!r} has dimension {encoder.dim}. Use the same encoder, "
+            f"or re-index with `verifact index rebuild --encoder ...`"
+        )
+    if built.get("fingerprint") != encoder.fingerprint:
+        raise IndexMismatchError(
+            f"{where} was built with encoder {built.get('name')!r} (weights {built.get('fingerprint')}); "
+            f"the offered encoder {encoder.name!r} has weights {encoder.fingerprint}. Its vectors would not "
+            f"be comparable: use the same encoder, or re-index with `verifact index rebuild --encoder ...`"
+        )
+
+
+def _resolve_dir(target: Path) -> Path:
+    """``target``, or the previous copy an interrupted save left beside it."""
+    if not (target / MANIFEST).exists():
+        previous = target.with_name(f".{target.name}.previous")
+        if (previous / MANIFEST).exists():
+            logger.warning("%s: an earlier save was interrupted; opening the previous index", target)
+            return previous
+        if not target.exists():
+            raise IndexLoadError(f"{target}: no such index directory")
+    return target

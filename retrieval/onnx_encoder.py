@@ -1,0 +1,255 @@
+"""The encoder exported to int8 ONNX and run by onnxruntime: same vectors, about 3x the speed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import logging
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from retrieval.encoder import SentenceModelLayout, resolve_encoder_path
+from retrieval.errors import EncoderError
+
+logger = logging.getLogger(__name__)
+
+ONNX_FILE = "encoder.int8.onnx"
+PROBES = (
+    "Global warming is driving polar bears toward extinction.",
+    "The Arctic sea ice extent reached a record low in September 2012.",
+    "Vaccines do not cause autism.",
+    "a",
+    "Sea level rise has accelerated since 1993, according to satellite altimetry records kept by NASA "
+    "and NOAA, and the rate is now about 3.4 millimetres per year.",
+)
+#: Minimum cosine between the torch and the int8 vector of every probe.
+MIN_COSINE = 0.98
+
+
+def onnx_available() -> bool:
+    """Whether onnxruntime is installed (the 'onnx' extra)."""
+    return importlib.util.find_spec("onnxruntime") is not None
+
+
+def default_cache_dir() -> Path:
+    """Where exports live when the caller names no folder."""
+    return Path(os.path.expanduser("~/.cache/verifact/encoders"))
+
+
+def _export(layout: SentenceModelLayout, out: Path) -> None:
+    import torch
+    from transformers import AutoModel
+
+    model = AutoModel.from_pretrained(str(layout.transformer_dir)).eval()
+
+    class Pooled(torch.nn.Module):
+        """Transformer, pooling and normalisation in one graph, so the runtime returns vectors."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.inner = model
+
+        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
+            hidden = self.inner(
+                input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
+            ).last_hidden_state
+            if layout.pooling == "cls":
+                vec = hidden[:, 0]
+            else:
+                mask = attention_mask.unsqueeze(-1).to(hidden.dtype)
+                vec = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1e-9)
+            if layout.normalize:
+                vec = torch.nn.functional.normalize(vec, p=2.0, dim=1)
+            return vec
+
+    example = torch.ones((2, 16), dtype=torch.long)
+    # A padded row keeps the traced graph on the masked path (an all-ones mask is special-cased).
+    mask = example.clone()
+    mask[1, 9:] = 0
+    batch, seq = torch.export.Dim("batch", min=1, max=4096), torch.export.Dim("seq", min=2, max=4096)
+    shapes = {n: {0: batch, 1: seq} for n in ("input_ids", "attention_mask", "token_type_ids")}
+    fp32 = out.with_suffix(".fp32.onnx")
+    with torch.inference_mode():
+        torch.onnx.export(
+            Pooled(),
+            (example, mask, torch.zeros_like(example)),
+            str(fp32),
+            input_names=["input_ids", "attention_mask", "token_type_ids"],
+            output_names=["sentence_embedding"],
+            dynamic_shapes=shapes,
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+        )
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    # Per-channel int8 on the matrix products; embeddings and layer norms stay in fp32.
+    quantize_dynamic(
+        fp32, out, weight_type=QuantType.QInt8, op_types_to_quantize=["MatMul", "Gemm"], per_channel=True
+    )
+    fp32.unlink()
+
+
+class OnnxEncoder:
+    """Runs an int8 export; batches are sorted by length and sized by a token budget."""
+
+    def __init__(
+        self,
+        name: str,
+        layout: SentenceModelLayout,
+        onnx_path: Path,
+        max_batch_tokens: int = 2048,
+        max_batch_size: int = 32,
+        threads: int | None = None,
+    ) -> None:
+        import onnxruntime as ort
+        from tokenizers import Tokenizer
+
+        self._name, self.layout, self.path = name, layout, onnx_path
+        self._fingerprint = layout.fingerprint()
+        opts = ort.SessionOptions()
+        if threads:
+            opts.intra_op_num_threads = threads
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        try:
+            self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])
+            self.tokenizer = Tokenizer.from_file(str(layout.transformer_dir / "tokenizer.json"))
+        except Exception as exc:
+            raise EncoderError(f"cannot open the ONNX encoder {onnx_path}: {exc}") from exc
+        self.tokenizer.no_padding()
+        self.tokenizer.enable_truncation(max_length=layout.max_seq_length)
+        self.max_batch_tokens, self.max_batch_size = max_batch_tokens, max_batch_size
+        self._dim = int(self.session.get_outputs()[0].shape[-1] or self._probe_dim())
+
+    def _probe_dim(self) -> int:
+        return int(self._run(["probe"]).shape[1])
+
+    @classmethod
+    def from_model(cls, name: str, cache_dir: str | Path | None = None, **kwargs: Any) -> OnnxEncoder:
+        """Load the export of ``name`` from the cache, making and checking it first if needed.
+
+        Raises:
+            EncoderError: when the model cannot be exported or its export disagrees with torch.
+        """
+        path = Path(resolve_encoder_path(name))
+        if not path.is_dir():
+            raise EncoderError(f"ONNX export needs a local model directory; {name!r} is not one")
+        layout = SentenceModelLayout.read(path)
+        if layout.pooling == "unsupported" or not (layout.transformer_dir / "tokenizer.json").exists():
+            raise EncoderError(f"{name!r} uses a pooling mode or tokenizer the ONNX path does not support")
+        target_dir = Path(cache_dir) if cache_dir else default_cache_dir()
+        target = target_dir / layout.fingerprint() / ONNX_FILE
+        if not target.exists():
+            export_encoder(name, layout, target)
+        return cls(name, layout, target, **kwargs)
+
+    @property
+    def name(self) -> str:
+        """The model's name (the same as its torch encoder's)."""
+        return self._name
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of the source weights: the export encodes the same model."""
+        return self._fingerprint
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension."""
+        return self._dim
+
+    @property
+    def backend(self) -> str:
+        """'onnx-int8'."""
+        return "onnx-int8"
+
+    def _run(self, texts: list[str], show_progress: bool = False) -> NDArray[np.float32]:
+        encodings = self.tokenizer.encode_batch(texts)
+        order = np.argsort([len(e.ids) for e in encodings], kind="stable")[::-1]
+        out = np.zeros((len(texts), 0), dtype=np.float32)
+        vectors: list[NDArray[np.float32]] = []
+        bar = None
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(texts), desc="encode", unit="passage")
+        start = 0
+        while start < len(order):
+            longest = len(encodings[order[start]].ids)
+            size = max(1, min(self.max_batch_size, self.max_batch_tokens // max(longest, 1)))
+            idx = order[start : start + size]
+            ids = np.zeros((len(idx), longest), dtype=np.int64)
+            mask = np.zeros_like(ids)
+            types = np.zeros_like(ids)
+            for row, i in enumerate(idx):
+                enc = encodings[i]
+                n = len(enc.ids)
+                ids[row, :n], mask[row, :n], types[row, :n] = enc.ids, enc.attention_mask, enc.type_ids
+            (vec,) = self.session.run(
+                None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            )
+            vectors.append(np.asarray(vec, dtype=np.float32))
+            start += len(idx)
+            if bar is not None:
+                bar.update(len(idx))
+        if bar is not None:
+            bar.close()
+        stacked = np.concatenate(vectors) if vectors else out
+        result = np.empty_like(stacked)
+        result[order] = stacked
+        return result
+
+    def _encode(self, texts: list[str], role: str, show_progress: bool) -> NDArray[np.float32]:
+        if not texts:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        prefix = self.layout.prompts.get(role, "")
+        return self._run([prefix + t for t in texts] if prefix else list(texts), show_progress)
+
+    def encode_query(self, texts: list[str]) -> NDArray[np.float32]:
+        """Embed search queries."""
+        return self._encode(texts, "query", False)
+
+    def encode_document(self, texts: list[str], show_progress: bool = False) -> NDArray[np.float32]:
+        """Embed passages."""
+        return self._encode(texts, "document", show_progress)
+
+
+def export_encoder(name: str, layout: SentenceModelLayout, target: Path) -> dict[str, Any]:
+    """Export, quantize and check against sentence-transformers; install at ``target`` by rename.
+
+    Raises:
+        EncoderError: when the export fails or a probe's cosine to torch falls below MIN_COSINE.
+    """
+    from retrieval.encoder import SentenceTransformerEncoder
+
+    started = time.perf_counter()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=target.parent, prefix=".export-") as tmp:
+        staged = Path(tmp) / ONNX_FILE
+        try:
+            _export(layout, staged)
+        except Exception as exc:  # the exporter raises many internal error types
+            raise EncoderError(f"ONNX export of encoder {name!r} failed: {exc}") from exc
+        ours = OnnxEncoder(name, layout, staged).encode_document(list(PROBES))
+        ref = SentenceTransformerEncoder(name).encode_document(list(PROBES))
+        cosines = (ours * ref).sum(1)
+        report = {
+            "encoder": name,
+            "fingerprint": layout.fingerprint(),
+            "min_cosine_to_torch": float(cosines.min()),
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        if cosines.min() < MIN_COSINE:
+            raise EncoderError(
+                f"int8 export of {name!r} drifts from torch (min cosine {cosines.min():.4f} < {MIN_COSINE})"
+            )
+        (target.parent / "export.json").write_text(json.dumps(report, indent=2))
+        staged.replace(target)
+    logger.info("exported encoder %s to %s: %s", name, target, report)
+    return report
