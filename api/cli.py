@@ -13,6 +13,7 @@ from typing import Any
 
 DEFAULT_DATA_DIR = "../shared/data"
 DEFAULT_CLASSIFIER_DIR = "runs/cpu-minilm/model"
+DEFAULT_INDEX_DIR = "runs/index"
 
 
 class CliError(Exception):
@@ -181,21 +182,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data-dir")
     p.add_argument("--min-agreement", type=float, default=0.99)
     p.set_defaults(func=cmd_export)
+
+    from retrieval.build import IndexCliDefaults, add_index_parser
+
+    # An unset cache leaves the encoder library to pick its default folder.
+    add_index_parser(
+        sub,
+        IndexCliDefaults(
+            index_dir=os.environ.get("VERIFACT_INDEX_DIR") or DEFAULT_INDEX_DIR,
+            encoder_cache=os.environ.get("VERIFACT_ENCODER_CACHE") or None,
+            data_dir=_data_dir(None),
+        ),
+    )
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; user errors print one line and exit 2, never a stack trace."""
     ns = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO if ns.verbose or ns.command == "train" else logging.WARNING,
-        format="%(levelname)s %(name)s: %(message)s",
-    )
+    level = logging.INFO if ns.verbose or ns.command == "train" else logging.WARNING
+    # The handler holds the level too: bm25s sets its own logger to DEBUG when imported.
+    handler = logging.StreamHandler()
+    handler.setLevel(level)
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", handlers=[handler])
     from classifier.errors import ClassifierError
+    from retrieval.errors import RetrievalError
 
     try:
         code: int = ns.func(ns)
-    except (ClassifierError, CliError) as exc:
+    except (ClassifierError, RetrievalError, CliError) as exc:
         print(f"verifact: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

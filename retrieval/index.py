@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from retrieval.errors import IndexLoadError, IndexMismatchError, IngestError, QueryError
+from retrieval.errors import IndexLoadError, IndexMismatchError, IngestError, QueryError, RetrievalError
 from retrieval.lexical import LexicalIndex
 from retrieval.store import Filters, PassageStore
 from retrieval.types import Encoder, Passage, vector_id
@@ -32,6 +32,8 @@ MANIFEST, VECTORS, PASSAGES, LEXICAL, TOMBSTONES = (
     "bm25",
     "tombstones.npy",
 )
+#: Manifest keys ``load`` reads without a default.
+_REQUIRED_KEYS = ("encoder", "index_type", "count", "built_at", "updated_at")
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,12 @@ class IndexConfig:
     hnsw_ef_search: int = 256
     embed_title: bool = True
     """Embed 'title: text', so a sentence carries its document's topic."""
+
+    @classmethod
+    def from_manifest(cls, manifest: dict[str, Any]) -> IndexConfig:
+        """The settings a saved index was built with (unknown keys from newer versions ignored)."""
+        stored = manifest.get("config") or {}
+        return cls(**{k: v for k, v in stored.items() if k in cls.__dataclass_fields__})
 
 
 @dataclass(frozen=True)
@@ -280,6 +288,14 @@ class EvidenceIndex:
         import faiss
 
         target = Path(directory).resolve()
+        recovering = (target.with_name(f".{target.name}.previous") / MANIFEST).exists()
+        if (
+            target.exists()
+            and not recovering
+            and not (target / MANIFEST).exists()
+            and (target.is_file() or any(target.iterdir()))
+        ):
+            raise RetrievalError(f"{target} exists and is not a verifact index; refusing to replace it")
         target.parent.mkdir(parents=True, exist_ok=True)
         if self.lexical.stale:
             self.lexical.build(self.store.iter_all(), self.config.embed_title)
@@ -319,17 +335,22 @@ class EvidenceIndex:
         Raises:
             IndexLoadError: when there is no index or its manifest is unreadable.
         """
-        target = _resolve_dir(Path(directory))
+        target = resolve_index_dir(Path(directory))
         try:
             manifest = json.loads((target / MANIFEST).read_text())
         except FileNotFoundError as exc:
             raise IndexLoadError(f"{target}: not an index directory (no {MANIFEST})") from exc
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise IndexLoadError(f"{target / MANIFEST}: corrupt manifest ({exc})") from exc
-        if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        if not isinstance(manifest, dict):
+            raise IndexLoadError(f"{target / MANIFEST}: corrupt manifest (not a JSON object)")
+        if manifest.get("format") != FORMAT:
             raise IndexLoadError(
                 f"{target}: unknown index format {manifest.get('format')!r}; expected {FORMAT}"
             )
+        missing = [k for k in _REQUIRED_KEYS if k not in manifest]
+        if missing:
+            raise IndexLoadError(f"{target / MANIFEST}: corrupt manifest (missing {', '.join(missing)})")
         return manifest
 
     @classmethod
@@ -342,12 +363,10 @@ class EvidenceIndex:
         """
         import faiss
 
-        target = _resolve_dir(Path(directory))
+        target = resolve_index_dir(Path(directory))
         manifest = cls.read_manifest(target)
         check_encoder(manifest, encoder, target)
-        config = IndexConfig(
-            **{k: v for k, v in manifest.get("config", {}).items() if k in IndexConfig.__dataclass_fields__}
-        )
+        config = IndexConfig.from_manifest(manifest)
         index = cls(encoder, config)
         try:
             index.vectors = faiss.read_index(str(target / VECTORS))
@@ -390,7 +409,21 @@ def check_encoder(manifest: dict[str, Any], encoder: Encoder, where: Path) -> No
         )
 
 
-def _resolve_dir(target: Path) -> Path:
+def reencode(
+    directory: str | Path, encoder: Encoder, show_progress: bool = True
+) -> tuple[AddReport, dict[str, Any]]:
+    """Re-encode a saved index's passages with ``encoder`` and save it atomically in place.
+
+    The old encoder is never loaded, so an index can move to a new one after the old one is gone.
+    """
+    manifest = EvidenceIndex.read_manifest(directory)
+    store = PassageStore.open(resolve_index_dir(Path(directory)) / PASSAGES)
+    index = EvidenceIndex(encoder, IndexConfig.from_manifest(manifest))
+    added = index.add([p for _, p in store.iter_all()], show_progress=show_progress)
+    return added, index.save(directory)
+
+
+def resolve_index_dir(target: Path) -> Path:
     """``target``, or the previous copy an interrupted save left beside it."""
     if not (target / MANIFEST).exists():
         previous = target.with_name(f".{target.name}.previous")

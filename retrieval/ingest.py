@@ -156,7 +156,8 @@ def read_jsonl(path: Path, opts: IngestOptions) -> Iterator[Passage]:
 
 def read_csv(path: Path, opts: IngestOptions) -> Iterator[Passage]:
     """Passages from a CSV file with a header row; unknown columns become metadata."""
-    reader = csv.DictReader(_read_text(path).splitlines())
+    # keepends: a quoted cell that spans lines keeps its line breaks instead of gluing words together.
+    reader = csv.DictReader(_read_text(path).splitlines(keepends=True))
     if reader.fieldnames is None:
         raise IngestError(f"{path}: empty CSV file (no header row)")
     if opts.text_field not in reader.fieldnames:
@@ -164,17 +165,22 @@ def read_csv(path: Path, opts: IngestOptions) -> Iterator[Passage]:
             f"{path}: no {opts.text_field!r} column; columns are {', '.join(reader.fieldnames)}"
         )
     for lineno, row in enumerate(reader, start=2):
-        yield _record_to_passage(dict(row), opts, f"{path}:{lineno}", path.name)
+        where = f"{path}:{lineno}"
+        if None in row:  # DictReader files surplus cells under the key None
+            raise IngestError(f"{where}: more cells than the header has columns")
+        yield _record_to_passage(dict(row), opts, where, path.name)
 
 
 def _text_splitter(opts: IngestOptions) -> Any:
     from langchain_text_splitters import RecursiveCharacterTextSplitter
 
     # Paragraphs first, then lines, then sentence ends; words only when a sentence is too long.
+    # keep_separator="end": with False the splitter re-joins pieces with the separator string
+    # itself, which for a regex separator pastes the pattern into the passage text.
     return RecursiveCharacterTextSplitter(
         separators=["\n\n", "\n", _SENTENCE_BREAK, " ", ""],
         is_separator_regex=True,
-        keep_separator=False,
+        keep_separator="end",
         chunk_size=opts.chunk_size,
         chunk_overlap=opts.chunk_overlap,
         strip_whitespace=True,

@@ -99,7 +99,8 @@ class PassageStore:
 
     def delete(self, passage_ids: Sequence[str]) -> list[int]:
         """Delete by passage id; returns the FAISS ids of those that existed."""
-        vids = [vector_id(pid) for pid in passage_ids]
+        # An id given twice is one passage: count it once.
+        vids = list(dict.fromkeys(vector_id(pid) for pid in passage_ids))
         present = self.existing_vids(vids)
         with self.conn:
             self.conn.executemany("DELETE FROM passages WHERE vid = ?", ((v,) for v in present))

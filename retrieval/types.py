@@ -5,10 +5,11 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-import numpy as np
-from numpy.typing import NDArray
+if TYPE_CHECKING:  # numpy stays out of light imports (the CLI's help, the tune parser)
+    import numpy as np
+    from numpy.typing import NDArray
 
 #: The stable int64 id space FAISS uses: 63 bits, so ids stay non-negative.
 _ID_MASK = (1 << 63) - 1

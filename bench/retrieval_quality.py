@@ -1,0 +1,164 @@
+"""Retrieval quality on Climate-FEVER test claims: dense, BM25 and hybrid, plain and tuned encoder.
+
+    python -m bench.retrieval_quality [--data-dir ../shared/data] [--tuned runs/encoders/climate] [--reuse]
+
+Indexes are built under runs/retrieval_bench/ (``--reuse`` opens them again instead of
+re-encoding). Writes bench/results/retrieval_quality.{json,md,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from bench.report import RESULTS, machine, markdown_table, save
+from bench.retrieval_data import padded_corpus, write_split
+from retrieval.climate_fever import SPLIT_RULE, Claim, corpus_passages, load_claims
+from retrieval.encoder import PACKAGED_ENCODER, load_encoder
+from retrieval.index import EvidenceIndex
+from retrieval.retriever import Mode, Retriever, SearchSettings
+from retrieval.types import Encoder, Passage
+
+logger = logging.getLogger("bench.retrieval_quality")
+WORK = Path("runs/retrieval_bench")
+CUTOFFS = (1, 5, 10, 100)
+MODES: tuple[Mode, ...] = ("dense", "bm25", "hybrid")
+
+
+def rank_metrics(ranked: Sequence[Sequence[str]], gold: Sequence[frozenset[str]]) -> dict[str, float]:
+    """recall@k (share of a claim's gold ids in its top k, averaged) and MRR of the first gold hit."""
+    out: dict[str, float] = {}
+    for k in CUTOFFS:
+        out[f"recall@{k}"] = float(
+            np.mean([len(g & set(r[:k])) / len(g) for r, g in zip(ranked, gold, strict=True)])
+        )
+    rr = []
+    for r, g in zip(ranked, gold, strict=True):
+        first = next((i for i, pid in enumerate(r, start=1) if pid in g), None)
+        rr.append(1.0 / first if first else 0.0)
+    out["mrr"] = float(np.mean(rr))
+    return out
+
+
+def open_index(name: str, passages: list[Passage], encoder: Encoder, reuse: bool) -> EvidenceIndex:
+    """Build (or, with ``reuse``, reopen) the benchmark index ``name``."""
+    path = WORK / name
+    if reuse and (path / "manifest.json").exists():
+        try:
+            return EvidenceIndex.load(path, encoder)
+        except Exception as exc:  # a stale index from another encoder: rebuild it
+            logger.warning("rebuilding %s: %s", name, exc)
+    index = EvidenceIndex(encoder)
+    started = time.perf_counter()
+    index.add(passages, show_progress=True)
+    logger.info("%s: %d passages in %.0f s", name, len(index), time.perf_counter() - started)
+    index.save(path)
+    return index
+
+
+def evaluate(
+    index: EvidenceIndex, claims: list[Claim], settings: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """Metrics per mode on ``claims`` (those with gold evidence)."""
+    out = {}
+    queries = [c.text for c in claims]
+    gold = [c.gold_ids for c in claims]
+    for mode in MODES:
+        retriever = Retriever(index, SearchSettings(mode=mode, **(settings or {})))
+        hits = retriever.search_batch(queries, k=100)
+        out[mode] = rank_metrics([[h.id for h in row] for row in hits], gold)
+    return out
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Grouped bars of recall@5 and recall@100 per corpus and mode."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    blocks = [b for b in ("climate_only", "padded", "padded_adapted") if b in results]
+    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    for ax, metric in zip(axes, ("recall@5", "recall@100"), strict=True):
+        width = 0.8 / len(MODES)
+        for j, mode in enumerate(MODES):
+            vals = [results[b][mode][metric] for b in blocks]
+            ax.bar(np.arange(len(blocks)) + j * width, vals, width, label=mode)
+        ax.set_xticks(np.arange(len(blocks)) + width, blocks)
+        ax.set_title(f"{metric}, Climate-FEVER test claims")
+        ax.set_ylim(0, 1)
+        if metric == "recall@5":
+            ax.axhline(0.45, color="grey", linestyle="--", linewidth=1)
+    axes[0].legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the benchmark and write the report."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument("--encoder", default=PACKAGED_ENCODER)
+    parser.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
+    parser.add_argument("--tuned", help="a tuned encoder directory (verifact index tune) for padded_adapted")
+    parser.add_argument("--split", default="test", choices=["train", "dev", "test"])
+    parser.add_argument("--reuse", action="store_true", help="reopen indexes built by an earlier run")
+    parser.add_argument("--blocks", default="climate_only,padded,padded_adapted")
+    ns = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    data = Path(ns.data_dir)
+    write_split(data, RESULTS / "climate_fever_split.json")
+    claims = [c for c in load_claims(data, ns.split) if c.gold_ids]
+    blocks = ns.blocks.split(",")
+    plain = load_encoder(ns.encoder, ns.backend)
+    results: dict[str, Any] = {"split": ns.split, "n_queries": len(claims), "split_rule": SPLIT_RULE}
+    padded, sizes = padded_corpus(data)
+    results["padded_corpus_size"] = len(padded)
+    results["padded_corpus_sources"] = sizes
+    if "climate_only" in blocks:
+        results["climate_only"] = evaluate(
+            open_index("climate_plain", corpus_passages(data), plain, ns.reuse), claims
+        )
+    if "padded" in blocks:
+        results["padded"] = evaluate(open_index("padded_plain", padded, plain, ns.reuse), claims)
+    if "padded_adapted" in blocks and ns.tuned:
+        tuned = load_encoder(ns.tuned, ns.backend)
+        results["padded_adapted"] = evaluate(open_index("padded_tuned", padded, tuned, ns.reuse), claims)
+        results["tuned_encoder"] = ns.tuned
+    results["encoder"] = {"name": ns.encoder, "backend": getattr(plain, "backend", "?")}
+    results["machine"] = machine()
+    rows = []
+    for block in ("climate_only", "padded", "padded_adapted"):
+        for mode in MODES:
+            if block in results:
+                m = results[block][mode]
+                rows.append([block, mode, *(m[f"recall@{k}"] for k in CUTOFFS), m["mrr"]])
+    table = markdown_table(["corpus", "mode", *(f"recall@{k}" for k in CUTOFFS), "MRR"], rows)
+    print(table)
+    if ns.split == "test":
+        plot(results, RESULTS / "retrieval_quality.png")
+        md = [
+            "# Retrieval quality: Climate-FEVER test claims",
+            "",
+            f"{len(claims)} test claims with gold evidence (split: {SPLIT_RULE}; "
+            "ids in climate_fever_split.json).",
+            f"Padded corpus: {len(padded)} passages ({sizes}).",
+            "",
+            table,
+            "",
+            "![recall](retrieval_quality.png)",
+        ]
+        save("retrieval_quality", results, "\n".join(md))
+
+
+if __name__ == "__main__":
+    main()

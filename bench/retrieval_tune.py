@@ -1,0 +1,87 @@
+"""Encoder tuning tries, picked on Climate-FEVER dev claims; the chosen one goes to retrieval_quality.
+
+    python -m bench.retrieval_tune [--data-dir ../shared/data] [--tries all|NAME,...]
+
+Each try fine-tunes the packaged MiniLM (retrieval.tune) into runs/encoders/<try>, indexes the
+Climate-FEVER corpus with it, and scores the dev claims. Test claims are never looked at here.
+Writes bench/results/retrieval_tune.{json,md}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from bench.report import markdown_table, save
+from bench.retrieval_quality import evaluate
+from retrieval.climate_fever import corpus_passages, load_claims
+from retrieval.encoder import PACKAGED_ENCODER, load_encoder
+from retrieval.index import EvidenceIndex
+from retrieval.tune import TuneConfig, labelled_pairs, tune_encoder
+
+TRIES: dict[str, tuple[tuple[str, ...], TuneConfig]] = {
+    "cf_only": (("climate-fever",), TuneConfig()),
+    "cf_nohard": (("climate-fever",), TuneConfig(hard_negatives=False)),
+    "all_sources": (("climate-fever", "covid-fact", "wice"), TuneConfig()),
+    "all_sources_4ep": (("climate-fever", "covid-fact", "wice"), TuneConfig(epochs=4)),
+}
+OUT = Path("runs/encoders")
+
+
+def dev_scores(encoder_name: str, data_dir: Path) -> dict[str, Any]:
+    """Dense/BM25/hybrid metrics of the dev claims over the Climate-FEVER corpus."""
+    encoder = load_encoder(encoder_name)
+    index = EvidenceIndex(encoder)
+    index.add(corpus_passages(data_dir))
+    claims = [c for c in load_claims(data_dir, "dev") if c.gold_ids]
+    return evaluate(index, claims)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Run the tries and write the table."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", default="../shared/data")
+    parser.add_argument("--tries", default="all")
+    ns = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    data = Path(ns.data_dir)
+    names = list(TRIES) if ns.tries == "all" else ns.tries.split(",")
+    results: dict[str, Any] = {"split": "dev", "tries": {}}
+    results["tries"]["plain"] = {"dev": dev_scores(PACKAGED_ENCODER, data)}
+    for name in names:
+        sources, config = TRIES[name]
+        started = time.perf_counter()
+        report = tune_encoder(
+            PACKAGED_ENCODER, labelled_pairs(data, sources, config.hard_negatives), OUT / name, config
+        )
+        results["tries"][name] = {
+            "sources": sources,
+            "train": report,
+            "dev": dev_scores(str(OUT / name), data),
+        }
+        results["tries"][name]["seconds"] = round(time.perf_counter() - started, 1)
+    rows = [
+        [name, t["dev"][mode]["recall@5"], t["dev"][mode]["recall@100"], t["dev"][mode]["mrr"], mode]
+        for name, t in results["tries"].items()
+        for mode in ("dense", "hybrid")
+    ]
+    table = markdown_table(["try", "dev recall@5", "dev recall@100", "dev MRR", "mode"], rows)
+    print(table)
+    best = max(names, key=lambda n: results["tries"][n]["dev"]["hybrid"]["recall@5"])
+    results["chosen"] = best
+    save(
+        "retrieval_tune",
+        results,
+        "# Encoder tuning tries (Climate-FEVER dev claims, Climate-FEVER corpus)\n\n"
+        f"{table}\n\nChosen by dev hybrid recall@5: **{best}**.\n",
+    )
+
+
+if __name__ == "__main__":
+    main()
