@@ -6,7 +6,7 @@ BIN    := $(VENV)/bin
 TORCH  ?= torch==2.13.0
 EXTRAS ?= train,onnx,dev
 
-.PHONY: setup test test-fast lint format bench-classifier gpu-check clean
+.PHONY: setup test test-fast lint format bench-classifier bench-retrieval gpu-check clean
 
 setup: $(VENV)/.installed
 
@@ -44,3 +44,9 @@ gpu-check: setup
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache *.egg-info
+
+# Retrieval: tuning tries on dev, then quality on test (plain and tuned) and speed.
+bench-retrieval: setup
+	$(BIN)/python -m bench.retrieval_tune --keep
+	$(BIN)/python -m bench.retrieval_quality --reuse --tuned runs/encoders/$$($(BIN)/python -c "import json;print(json.load(open('bench/results/retrieval_tune.json'))['chosen'])")
+	$(BIN)/python -m bench.retrieval_speed

@@ -65,7 +65,7 @@ def _ingest_options(ns: argparse.Namespace) -> IngestOptions:
     )
 
 
-def _open_index(ns: argparse.Namespace) -> EvidenceIndex:
+def open_index(ns: argparse.Namespace) -> EvidenceIndex:
     """The index at ``--index``, opened with the encoder its manifest names."""
     from retrieval.index import EvidenceIndex
 
@@ -152,7 +152,7 @@ def cmd_add(ns: argparse.Namespace) -> int:
     from retrieval.ingest import collect
 
     passages, report = collect(ns.inputs, _ingest_options(ns))
-    index = _open_index(ns)
+    index = open_index(ns)
     added = index.add(passages, show_progress=True)
     if added.added:
         index.save(ns.index)
@@ -183,7 +183,7 @@ def _read_ids(ns: argparse.Namespace) -> list[str]:
 def cmd_delete(ns: argparse.Namespace) -> int:
     """Delete passages by id and save the index atomically."""
     ids = _read_ids(ns)
-    index = _open_index(ns)
+    index = open_index(ns)
     missing = [pid for pid in ids if index.store.get_text(pid) is None]
     deleted = index.delete(ids)
     if deleted:
@@ -240,7 +240,12 @@ def cmd_search(ns: argparse.Namespace) -> int:
         raise QueryError("the query is empty")
     filters = parse_filters(ns.filters)
     settings = SearchSettings(mode=ns.mode)
-    hits = Retriever(_open_index(ns), settings).search(ns.query, ns.k, filters or None)
+    reranker = None
+    if ns.reranker:
+        from retrieval.retriever import CrossEncoderReranker
+
+        reranker = CrossEncoderReranker(ns.reranker)
+    hits = Retriever(open_index(ns), settings, reranker).search(ns.query, ns.k, filters or None)
     if ns.json:
         _echo(json.dumps([h.to_dict() for h in hits], indent=2, ensure_ascii=False))
         return 0
@@ -379,6 +384,11 @@ def add_index_parser(subparsers: Any, defaults: IndexCliDefaults) -> None:
         "one key twice means either value, two keys mean both)",
     )
     p.add_argument("--json", action="store_true", help="print a JSON array of hits")
+    p.add_argument(
+        "--reranker",
+        metavar="NAME",
+        help="rescore the top hits with this cross-encoder (a local dir or hub id)",
+    )
     _add_encoder_args(p, defaults, None)
     p.set_defaults(func=cmd_search)
 

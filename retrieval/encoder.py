@@ -42,6 +42,31 @@ def _file_digest(path: Path) -> str:
     return h.hexdigest()
 
 
+def _pooling_mode(cfg: dict[str, Any]) -> str:
+    """'mean', 'cls' or 'unsupported', from either sentence-transformers config layout."""
+    mode = cfg.get("pooling_mode")  # sentence-transformers 6
+    if isinstance(mode, str):
+        return mode if mode in ("mean", "cls") else "unsupported"
+    if cfg.get("pooling_mode_cls_token"):
+        return "cls"
+    return "mean" if cfg.get("pooling_mode_mean_tokens") else "unsupported"
+
+
+def _max_seq_length(transformer_dir: Path, default: int = 256) -> int:
+    """The truncation length sentence-transformers would use for this folder."""
+    st_cfg = transformer_dir / "sentence_bert_config.json"
+    if st_cfg.exists():
+        value = json.loads(st_cfg.read_text()).get("max_seq_length")
+        if value:
+            return int(value)
+    tok_cfg = transformer_dir / "tokenizer_config.json"
+    if tok_cfg.exists():  # sentence-transformers 6 keeps it with the tokenizer
+        value = json.loads(tok_cfg.read_text()).get("model_max_length")
+        if isinstance(value, int) and 0 < value <= 8192:
+            return value
+    return default
+
+
 @dataclass(frozen=True)
 class SentenceModelLayout:
     """Where a sentence-transformers directory keeps its parts, and how it pools."""
@@ -67,16 +92,9 @@ class SentenceModelLayout:
                 if kind.endswith("Transformer"):
                     transformer_dir = root / mod.get("path", "")
                 elif kind.endswith("Pooling"):
-                    cfg = json.loads((root / mod["path"] / "config.json").read_text())
-                    pooling = "cls" if cfg.get("pooling_mode_cls_token") else "mean"
-                    if not (cfg.get("pooling_mode_cls_token") or cfg.get("pooling_mode_mean_tokens")):
-                        pooling = "unsupported"
+                    pooling = _pooling_mode(json.loads((root / mod["path"] / "config.json").read_text()))
             normalize = any(str(m.get("type", "")).endswith("Normalize") for m in modules)
-        max_len = 256
-        for cfg_name in ("sentence_bert_config.json",):
-            cfg_path = transformer_dir / cfg_name
-            if cfg_path.exists():
-                max_len = int(json.loads(cfg_path.read_text()).get("max_seq_length") or max_len)
+        max_len = _max_seq_length(transformer_dir)
         prompts: dict[str, str] = {}
         st_cfg = root / "config_sentence_transformers.json"
         if st_cfg.exists():

@@ -32,8 +32,13 @@ class CrossEncoderReranker:
     def __init__(self, name: str, max_length: int = 256) -> None:
         from sentence_transformers import CrossEncoder
 
+        from retrieval.errors import EncoderError
+
         self.name = name
-        self.model = CrossEncoder(name, device="cpu", max_length=max_length)
+        try:
+            self.model = CrossEncoder(name, device="cpu", max_length=max_length)
+        except Exception as exc:  # hub errors, missing files and bad configs all land here
+            raise EncoderError(f"cannot load reranker {name!r}: {exc}") from exc
 
     def score(self, query: str, passages: Sequence[str]) -> list[float]:
         """Relevance logits for each passage."""

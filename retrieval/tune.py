@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
@@ -196,7 +197,9 @@ def tune_encoder(
         model = SentenceTransformer(resolve_encoder_path(base), device="cpu")
     except Exception as exc:
         raise EncoderError(f"cannot load base encoder {base!r}: {exc}") from exc
-    model.max_seq_length = config.max_seq_length
+    inference_length = model.max_seq_length or config.max_seq_length
+    # Train on shorter inputs for speed; the saved model truncates where its base did.
+    model.max_seq_length = min(config.max_seq_length, inference_length)
     data = _datasets(pairs, config.hard_negatives)
     args = SentenceTransformerTrainingArguments(
         output_dir=str(out / "checkpoints"),
@@ -217,7 +220,9 @@ def tune_encoder(
         model=model, args=args, train_dataset=data, loss=MultipleNegativesRankingLoss(model)
     )
     history = trainer.train()
+    model.max_seq_length = inference_length
     model.save(str(out))
+    shutil.rmtree(out / "checkpoints", ignore_errors=True)  # save_strategy "no": only logs were there
     report = {
         "base": base,
         "pairs": len(pairs),

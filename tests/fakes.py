@@ -37,6 +37,8 @@ class HashEncoder:
         self.trigram_weight = trigram_weight
         self.calls: list[tuple[str, int]] = []
         """(role, number of texts) per call, so tests can see what was (re-)encoded."""
+        self.progress: list[bool] = []
+        """``show_progress`` of every document call."""
 
     @property
     def name(self) -> str:
@@ -84,4 +86,5 @@ class HashEncoder:
 
     def encode_document(self, texts: list[str], show_progress: bool = False) -> NDArray[np.float32]:
         """Embed passages."""
+        self.progress.append(show_progress)
         return self._encode(texts, "document")

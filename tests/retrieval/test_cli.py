@@ -4,71 +4,33 @@ from __future__ import annotations
 
 import hashlib
 import json
-import re
 import subprocess
 import sys
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-from numpy.typing import NDArray
 
 import retrieval.build
 from api.cli import main
+from tests.fakes import HashEncoder
 
-_WORD = re.compile(r"\w+")
 
-
-class BagOfWordsEncoder:
-    """Hashed lowercased words, L2-normalised: texts that share words get a higher cosine."""
-
-    def __init__(self, name: str, dim: int = 64) -> None:
-        self._name, self._dim = name, dim
-        self.progress: list[bool] = []
-        """``show_progress`` of every document call."""
-
-    @property
-    def name(self) -> str:
-        """The name it was loaded by."""
-        return self._name
-
-    @property
-    def fingerprint(self) -> str:
-        """Stands for a weight hash: one per name."""
-        return hashlib.sha1(self._name.encode()).hexdigest()[:16]
-
-    @property
-    def dim(self) -> int:
-        """Embedding dimension."""
-        return self._dim
-
-    def _encode(self, texts: list[str]) -> NDArray[np.float32]:
-        out = np.zeros((len(texts), self._dim), dtype=np.float32)
-        for row, text in enumerate(texts):
-            for word in _WORD.findall(text.lower()):
-                digest = hashlib.blake2b(word.encode(), digest_size=8).digest()
-                out[row, int.from_bytes(digest, "big") % self._dim] += 1.0
-        out /= np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
-        return out
-
-    def encode_query(self, texts: list[str]) -> NDArray[np.float32]:
-        """Embed queries."""
-        return self._encode(texts)
-
-    def encode_document(self, texts: list[str], show_progress: bool = False) -> NDArray[np.float32]:
-        """Embed passages."""
-        self.progress.append(show_progress)
-        return self._encode(texts)
+def named_encoder(name: str) -> HashEncoder:
+    """A hash encoder with one fingerprint per name, as real weights would give."""
+    return HashEncoder(dim=64, name=name, fingerprint=hashlib.sha1(name.encode()).hexdigest()[:16])
 
 
 @pytest.fixture
-def loaded(monkeypatch: pytest.MonkeyPatch) -> list[BagOfWordsEncoder]:
+def loaded(monkeypatch: pytest.MonkeyPatch) -> list[HashEncoder]:
     """Every encoder the CLI loads, in order; the fake replaces ``retrieval.build.load_encoder``."""
-    encoders: list[BagOfWordsEncoder] = []
+    encoders: list[HashEncoder] = []
 
-    def fake_load(name: str, backend: str, cache_dir: str | None) -> BagOfWordsEncoder:
-        encoders.append(BagOfWordsEncoder(name))
+    def fake_load(name: str, backend: str, cache_dir: str | None) -> HashEncoder:
+        # One fingerprint per name, as real weights would give.
+        encoders.append(
+            HashEncoder(dim=64, name=name, fingerprint=hashlib.sha1(name.encode()).hexdigest()[:16])
+        )
         return encoders[-1]
 
     monkeypatch.setattr(retrieval.build, "load_encoder", fake_load)
@@ -112,7 +74,7 @@ def run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, 
 def built(
     tmp_path: Path,
     inputs: tuple[Path, Path],
-    loaded: list[BagOfWordsEncoder],
+    loaded: list[HashEncoder],
     capsys: pytest.CaptureFixture[str],
 ) -> Path:
     """An index built from both inputs through ``verifact index build``."""
@@ -143,7 +105,7 @@ def search_json(index: Path, capsys: pytest.CaptureFixture[str], *args: str) -> 
 def test_build_prints_a_summary_and_encodes_with_a_progress_bar(
     tmp_path: Path,
     inputs: tuple[Path, Path],
-    loaded: list[BagOfWordsEncoder],
+    loaded: list[HashEncoder],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / "index"
@@ -164,7 +126,7 @@ def test_build_prints_a_summary_and_encodes_with_a_progress_bar(
 def test_build_switches_to_hnsw_at_the_threshold(
     tmp_path: Path,
     inputs: tuple[Path, Path],
-    loaded: list[BagOfWordsEncoder],
+    loaded: list[HashEncoder],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     out = tmp_path / "index"
@@ -176,7 +138,7 @@ def test_build_switches_to_hnsw_at_the_threshold(
 
 
 def test_info_prints_the_manifest_and_size_without_loading_an_encoder(
-    built: Path, loaded: list[BagOfWordsEncoder], capsys: pytest.CaptureFixture[str]
+    built: Path, loaded: list[HashEncoder], capsys: pytest.CaptureFixture[str]
 ) -> None:
     loaded.clear()
     manifest = info(built, capsys)
@@ -184,9 +146,9 @@ def test_info_prints_the_manifest_and_size_without_loading_an_encoder(
     assert manifest["count"] == 6 and manifest["index_type"] == "flat"
     assert manifest["encoder"] == {
         "name": "hash-a",
-        "fingerprint": BagOfWordsEncoder("hash-a").fingerprint,
+        "fingerprint": named_encoder("hash-a").fingerprint,
         "dim": 64,
-        "backend": "unknown",
+        "backend": "hash",
     }
     on_disk = manifest["on_disk"]
     assert isinstance(on_disk, dict) and on_disk["bytes"] > 0 and on_disk["path"] == str(built.resolve())
@@ -257,7 +219,7 @@ def test_delete_counts_and_names_missing_ids(
 
 
 def test_rebuild_with_another_encoder(
-    built: Path, loaded: list[BagOfWordsEncoder], capsys: pytest.CaptureFixture[str]
+    built: Path, loaded: list[HashEncoder], capsys: pytest.CaptureFixture[str]
 ) -> None:
     before = info(built, capsys)
     loaded.clear()
@@ -267,14 +229,14 @@ def test_rebuild_with_another_encoder(
     after = info(built, capsys)
     assert after["count"] == before["count"] == 6
     assert after["content_hash"] == before["content_hash"]
-    assert after["encoder"]["fingerprint"] == BagOfWordsEncoder("hash-b").fingerprint
+    assert after["encoder"]["fingerprint"] == named_encoder("hash-b").fingerprint
     assert search_json(built, capsys, "apollo moon", "--k", "1")[0]["id"] == "moon-1"
 
 
 def test_index_dir_defaults_to_the_environment(
     tmp_path: Path,
     inputs: tuple[Path, Path],
-    loaded: list[BagOfWordsEncoder],
+    loaded: list[HashEncoder],
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
@@ -300,7 +262,7 @@ def test_build_refuses_to_overwrite_without_force(
 def test_build_never_replaces_a_folder_that_is_not_an_index(
     tmp_path: Path,
     inputs: tuple[Path, Path],
-    loaded: list[BagOfWordsEncoder],
+    loaded: list[HashEncoder],
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     code, _, err = run(["index", "build", str(inputs[0]), "--out", str(inputs[1]), "--force"], capsys)
@@ -345,3 +307,44 @@ def test_help_loads_no_heavy_library() -> None:
     root = Path(__file__).resolve().parents[2]
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=root)
     assert done.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["index", "tune", "--out", "{tmp}/enc", "--sources", "wikipedia"], "unknown --sources wikipedia"),
+        (["index", "tune", "--out", "{tmp}/enc", "--sources", "", "--no-reindex"], "no training pairs"),
+        (["index", "tune", "--out", "{tmp}", "--sources", ""], "already exists; choose another --out"),
+        (["index", "tune-reranker", "--out", "{tmp}", "--index", "{tmp}/none"], "already exists"),
+    ],
+)
+def test_tune_commands_refuse_bad_requests_in_one_line(
+    argv: list[str], message: str, built: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = run([a.format(tmp=tmp_path) for a in argv], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+
+
+@pytest.mark.slow
+def test_tune_trains_from_a_pairs_file_and_reindexes(
+    built: Path, loaded: list[HashEncoder], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sentence_transformers import SentenceTransformer
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    from tests.conftest import build_tiny_bert
+
+    bert = build_tiny_bert(tmp_path / "bert")
+    base = tmp_path / "base"
+    SentenceTransformer(
+        modules=[Transformer(str(bert)), Pooling(32, "mean"), Normalize()], device="cpu"
+    ).save(str(base))
+    pairs = tmp_path / "pairs.jsonl"
+    pairs.write_text("\n".join(json.dumps({"query": f"tax {n}", "positive": f"jobs {n}"}) for n in range(8)))
+    argv = ["index", "tune", "--index", str(built), "--out", str(tmp_path / "enc"), "--base", str(base)]
+    code, out, err = run([*argv, "--sources", "", "--pairs", str(pairs), "--epochs", "1"], capsys)
+    assert code == 0, err
+    assert "8 (0 with a hard negative)" in out and "re-indexed" in out
+    assert (tmp_path / "enc" / "verifact_tune.json").is_file()
+    assert loaded[-1].name == str(tmp_path / "enc")
+    assert info(built, capsys)["encoder"]["name"] == str(tmp_path / "enc")

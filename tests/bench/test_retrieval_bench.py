@@ -1,0 +1,43 @@
+"""The retrieval benchmark's arithmetic and corpora: recall@k, MRR, and de-duplicated padding."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bench.retrieval_data import padded_corpus
+from bench.retrieval_quality import rank_metrics
+
+
+def test_recall_is_the_share_of_gold_in_the_top_k_and_mrr_the_first_gold_rank() -> None:
+    ranked = [["a", "x", "b"] + ["y"] * 97, ["x", "y", "z"] + ["w"] * 97]
+    gold = [frozenset({"a", "b"}), frozenset({"z", "q"})]
+    m = rank_metrics(ranked, gold)
+    assert m["recall@1"] == pytest.approx((0.5 + 0.0) / 2)
+    assert m["recall@5"] == pytest.approx((1.0 + 0.5) / 2)
+    assert m["recall@100"] == pytest.approx((1.0 + 0.5) / 2)
+    assert m["mrr"] == pytest.approx((1.0 + 1 / 3) / 2)
+
+
+def test_padding_keeps_climate_fever_ids_when_a_distractor_repeats_their_text(tmp_path: Path) -> None:
+    (tmp_path / "climate_fever").mkdir()
+    (tmp_path / "covid_fact").mkdir()
+    (tmp_path / "wice").mkdir()
+    (tmp_path / "climate_fever" / "corpus.jsonl").write_text(
+        json.dumps({"id": "Sea:1", "article": "Sea", "text": "Seas rise."}) + "\n"
+    )
+    (tmp_path / "covid_fact" / "corpus.jsonl").write_text(
+        json.dumps({"id": "cf1", "text": "Seas rise."})
+        + "\n"
+        + json.dumps({"id": "cf2", "text": "Masks help."})
+        + "\n"
+    )
+    wice = {"evidence": ["(meta data) TITLE: Page", "First line.", " ", "Masks help."], "meta": {"id": 7}}
+    (tmp_path / "wice" / "claim_dev.jsonl").write_text(json.dumps(wice) + "\n")
+    (tmp_path / "wice" / "claim_test.jsonl").write_text("")
+    passages, sizes = padded_corpus(tmp_path)
+    assert [p.id for p in passages] == ["Sea:1", "cf2", "wice-dev-7:1"]
+    assert passages[0].title == "Sea" and passages[2].title == "Page"
+    assert sizes == {"climate-fever": 1, "covid-fact": 1, "wice": 1, "duplicates_skipped": 2}

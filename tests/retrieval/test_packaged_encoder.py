@@ -1,0 +1,80 @@
+"""The real packaged MiniLM behind the index: paraphrases find their passage, on torch and int8 ONNX."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from retrieval.encoder import PACKAGED_ENCODER, SentenceTransformerEncoder, load_encoder
+from retrieval.index import EvidenceIndex
+from retrieval.onnx_encoder import ONNX_FILE, OnnxEncoder
+from retrieval.retriever import Retriever, SearchSettings
+from retrieval.types import Passage
+
+CORPUS = [
+    Passage("sea", "Global mean sea level has risen about 20 centimetres since 1900.", "Sea level rise"),
+    Passage("bears", "Polar bear numbers are expected to fall as Arctic sea ice shrinks.", "Polar bear"),
+    Passage("co2", "Atmospheric carbon dioxide passed 420 parts per million in 2023.", "Carbon dioxide"),
+    Passage("vax", "Large cohort studies found no link between the MMR vaccine and autism.", "MMR vaccine"),
+    Passage("coral", "Marine heatwaves cause mass bleaching of coral reefs.", "Coral bleaching"),
+    Passage("wind", "Wind turbines supplied about a fifth of Germany's electricity last year.", "Wind power"),
+    Passage("budget", "The city council approved the new school budget on Tuesday.", "Local news"),
+    Passage(
+        "glacier", "Most mountain glaciers worldwide have been retreating for decades.", "Retreat of glaciers"
+    ),
+]
+# Paraphrases that share few words with their passage, so BM25 alone would not find them.
+QUERIES = {
+    "The oceans are higher now than a century ago.": "sea",
+    "Shrinking ice threatens the white bears of the north.": "bears",
+    "Jabs do not give children developmental disorders.": "vax",
+    "Ice masses in the mountains keep getting smaller.": "glacier",
+}
+
+
+@pytest.fixture(scope="module")
+def torch_encoder() -> SentenceTransformerEncoder:
+    return SentenceTransformerEncoder(PACKAGED_ENCODER)
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_a_paraphrased_claim_finds_its_passage(
+    torch_encoder: SentenceTransformerEncoder, tmp_path: Path
+) -> None:
+    index = EvidenceIndex(torch_encoder)
+    index.add(CORPUS)
+    index.save(tmp_path / "ix")
+    reopened = EvidenceIndex.load(tmp_path / "ix", torch_encoder)
+    for mode in ("dense", "hybrid"):
+        retriever = Retriever(reopened, SearchSettings(mode=mode))
+        for query, expected in QUERIES.items():
+            top = retriever.search(query, k=3)
+            assert top[0].id == expected, (mode, query, [h.id for h in top])
+            assert top[0].dense_score is not None and top[0].dense_score > 0.3
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_int8_export_agrees_with_torch_and_is_cached(
+    torch_encoder: SentenceTransformerEncoder, tmp_path: Path
+) -> None:
+    onnx = OnnxEncoder.from_model(PACKAGED_ENCODER, cache_dir=tmp_path)
+    exported = tmp_path / onnx.fingerprint / ONNX_FILE
+    assert exported.is_file() and (exported.parent / "export.json").is_file()
+    assert onnx.fingerprint == torch_encoder.fingerprint and onnx.dim == torch_encoder.dim == 384
+    texts = [p.embedding_text(True) for p in CORPUS] + list(QUERIES)
+    ours, ref = onnx.encode_document(texts), torch_encoder.encode_document(texts)
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-4)
+    assert float((ours * ref).sum(1).min()) > 0.98
+    # Same ranking of the corpus for every query, so an index built on torch loads with ONNX.
+    index = EvidenceIndex(torch_encoder)
+    index.add(CORPUS)
+    index.save(tmp_path / "ix")
+    again = load_encoder(PACKAGED_ENCODER, "auto", cache_dir=tmp_path)
+    assert isinstance(again, OnnxEncoder) and again.path.stat().st_mtime == exported.stat().st_mtime
+    retriever = Retriever(EvidenceIndex.load(tmp_path / "ix", again), SearchSettings(mode="dense"))
+    for query, expected in QUERIES.items():
+        assert retriever.search(query, k=1)[0].id == expected
