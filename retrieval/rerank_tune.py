@@ -12,11 +12,13 @@ import shutil
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from retrieval.climate_fever import load_claims
 from retrieval.errors import EncoderError
-from retrieval.retriever import Retriever
+
+if TYPE_CHECKING:  # numpy and FAISS stay out of the CLI's parser
+    from retrieval.retriever import Retriever
 
 REPORT_FILE = "verifact_rerank_tune.json"
 
@@ -36,7 +38,9 @@ class RerankTuneConfig:
 
     epochs: int = 2
     batch_size: int = 32
-    learning_rate: float = 3e-5
+    learning_rate: float = 1e-4
+    """At 3e-5 the fresh one-logit head did not move in 2 epochs (loss stayed at the level of a
+    constant guess, 0.92, on 5.8k Climate-FEVER pairs); 1e-4 separates the classes."""
     mined_negatives: int = 3
     """Non-gold top hits of the first stage used as negatives per claim."""
     max_length: int = 192

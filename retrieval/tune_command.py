@@ -84,6 +84,7 @@ def add_tune_parser(
     sub: Any, defaults: IndexCliDefaults, index_help: str, add_encoder_args: Callable[..., None]
 ) -> None:
     """Register ``index tune``."""
+    from retrieval.rerank_tune import RerankTuneConfig
     from retrieval.tune import SOURCES, TuneConfig
 
     d = TuneConfig()
@@ -127,7 +128,7 @@ def add_tune_parser(
         "--data-dir", default=defaults.data_dir, help="labelled data (default: $VERIFACT_DATA_DIR)"
     )
     p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--learning-rate", type=float, default=3e-5)
+    p.add_argument("--learning-rate", type=float, default=RerankTuneConfig().learning_rate)
     p.add_argument("--seed", type=int, default=42)
     p.add_argument("--force", action="store_true", help="replace an existing --out folder")
     add_encoder_args(p, defaults, None)
