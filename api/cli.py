@@ -14,6 +14,7 @@ from typing import Any
 DEFAULT_DATA_DIR = "../shared/data"
 DEFAULT_CLASSIFIER_DIR = "runs/cpu-minilm/model"
 DEFAULT_INDEX_DIR = "runs/index"
+DEFAULT_NLI_MODEL_DIR = "runs/cpu-minilm-nli/model"
 
 
 class CliError(Exception):
@@ -183,6 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--min-agreement", type=float, default=0.99)
     p.set_defaults(func=cmd_export)
 
+    from graph.nli_cli import NLICliDefaults, add_data_parser, add_nli_parser
+
+    nli_defaults = NLICliDefaults(
+        data_dir=_data_dir(None),
+        nli_model=os.environ.get("VERIFACT_NLI_MODEL") or DEFAULT_NLI_MODEL_DIR,
+    )
+    add_data_parser(sub, nli_defaults)
+    add_nli_parser(sub, nli_defaults)
+
     from retrieval.build import IndexCliDefaults, add_index_parser
 
     # An unset cache leaves the encoder library to pick its default folder.
@@ -206,11 +216,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler.setLevel(level)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", handlers=[handler])
     from classifier.errors import ClassifierError
+    from graph.errors import JudgeError
     from retrieval.errors import RetrievalError
 
     try:
         code: int = ns.func(ns)
-    except (ClassifierError, RetrievalError, CliError) as exc:
+    except (ClassifierError, RetrievalError, JudgeError, CliError) as exc:
         print(f"verifact: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

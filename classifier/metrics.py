@@ -114,14 +114,27 @@ def expected_calibration_error(probs: FloatArray, labels: Sequence[int] | IntArr
     y = np.asarray(labels, dtype=np.int64)
     if len(y) == 0:
         return 0.0
-    confidence = p.max(axis=-1)
-    correct = (p.argmax(axis=-1) == y).astype(np.float64)
+    return binned_calibration_error(p.max(axis=-1), p.argmax(axis=-1) == y, bins)
+
+
+def binned_calibration_error(
+    confidence: Sequence[float] | FloatArray, correct: Sequence[bool] | NDArray[np.bool_], bins: int = 15
+) -> float:
+    """ECE of any stated confidence against whether the decision it belongs to was right.
+
+    For decisions that are not the argmax of a probability vector (a thresholded verdict, say).
+    """
+    conf = np.asarray(confidence, dtype=np.float64)
+    hit = np.asarray(correct, dtype=np.float64)
+    if len(conf) == 0:
+        return 0.0
     edges = np.linspace(0.0, 1.0, bins + 1)
     ece = 0.0
     for lo, hi in itertools.pairwise(edges):
-        mask = (confidence > lo) & (confidence <= hi)
+        # The first bin is closed below, so a confidence of exactly 0 is counted too.
+        mask = (conf > lo) & (conf <= hi) if lo > 0 else (conf >= lo) & (conf <= hi)
         if mask.any():
-            ece += float(mask.mean()) * abs(float(correct[mask].mean()) - float(confidence[mask].mean()))
+            ece += float(mask.mean()) * abs(float(hit[mask].mean()) - float(conf[mask].mean()))
     return ece
 
 

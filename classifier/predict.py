@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import os
 from collections.abc import Callable, Sequence
@@ -169,7 +170,9 @@ class TorchBackend:
         self._torch = torch
         self.model = model.eval()
         self.device = next(model.parameters()).device
-        self._takes_types = "token_type_ids" in model.forward.__code__.co_varnames
+        # The signature, not the code object: transformers wraps forward() in (*args, **kwargs)
+        # decorators, and a sentence-pair model fed no segment ids scores a different input.
+        self._takes_types = "token_type_ids" in inspect.signature(model.forward).parameters
 
     def __call__(self, batch: dict[str, np.ndarray]) -> np.ndarray:
         """Logits of one padded batch as float32."""

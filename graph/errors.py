@@ -27,3 +27,7 @@ class JudgeHTTPError(JudgeError):
 
 class JudgeOutputError(JudgeError):
     """The model answered, but not with a verdict: no JSON, malformed JSON, or a schema mismatch."""
+
+
+class VerifierError(JudgeError):
+    """The local NLI verifier cannot be set up: an unusable model, label map, settings file or data."""

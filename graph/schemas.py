@@ -150,6 +150,12 @@ class Verdict(BaseModel):
     """The name of the judge that produced it."""
     error: str | None = None
     """The failure that made the judge give up ("TypeName: message"), if any."""
+    second_opinion: Verdict | None = None
+    """An independent judge's verdict on the same claim and evidence, when one was asked
+    (`graph.second_opinion.SecondOpinionJudge`); it never changes `label` unless agreement is required."""
+    agreement: bool | None = None
+    """Whether `second_opinion` has the answering judge's label; None when there is no second opinion,
+    or when either judge failed (a failed judge has no opinion to agree with)."""
 
 
 class ChatMessage(BaseModel):
@@ -228,6 +234,8 @@ class JudgeTrace(BaseModel):
     """Why the model was not called at all (no evidence, empty claim)."""
     details: dict[str, Any] = Field(default_factory=dict)
     """Judge-specific extras (per-passage scores of a local verifier, for example)."""
+    second_opinion: JudgeTrace | None = None
+    """The second judge's own trace, when a second opinion was asked."""
 
 
 class Judgement(BaseModel):

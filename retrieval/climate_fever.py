@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -89,6 +90,23 @@ def load_claims(data_dir: str | Path, split: Split | None = None) -> list[Claim]
         if split is None or claim.split == split:
             claims.append(claim)
     return claims
+
+
+def claim_key(text: str) -> str:
+    """A claim's words, case-folded: the same claim written with other punctuation or case."""
+    return " ".join(re.findall(r"\w+", text.casefold()))
+
+
+def training_claims(data_dir: str | Path) -> list[Claim]:
+    """Train claims minus those that repeat a dev or test claim in other words or punctuation.
+
+    Climate-FEVER lists some claims twice under different ids ("Polar bear numbers are
+    increasing" and the same with a full stop), so the md5 split alone can put one copy in
+    train and the other in test.
+    """
+    claims = load_claims(data_dir)
+    held_out = {claim_key(c.text) for c in claims if c.split != "train"}
+    return [c for c in claims if c.split == "train" and claim_key(c.text) not in held_out]
 
 
 def corpus_passages(data_dir: str | Path) -> list[Passage]:

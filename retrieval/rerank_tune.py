@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from retrieval.climate_fever import load_claims
+from retrieval.climate_fever import training_claims
 from retrieval.errors import EncoderError
 
 if TYPE_CHECKING:  # numpy and FAISS stay out of the CLI's parser
@@ -51,7 +51,7 @@ def reranker_examples(
     data_dir: str | Path, retriever: Retriever, mined_negatives: int = 3
 ) -> list[RerankExample]:
     """Labelled pairs from the train claims only (the project's md5 split)."""
-    claims = load_claims(data_dir, "train")
+    claims = training_claims(data_dir)
     claims = [c for c in claims if c.gold_ids]
     hits = retriever.search_batch([c.text for c in claims], k=20)
     rng = random.Random(0)

@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from retrieval.climate_fever import load_claims
+from retrieval.climate_fever import training_claims
 from retrieval.errors import EncoderError, IngestError
 
 logger = logging.getLogger(__name__)
@@ -57,7 +57,7 @@ def climate_fever_pairs(data_dir: str | Path, hard_negatives: bool = True) -> li
     """Each train claim with each gold sentence; a NOT_ENOUGH_INFO sentence as its hard negative."""
     pairs = []
     rng = random.Random(0)
-    for claim in load_claims(data_dir, "train"):
+    for claim in training_claims(data_dir):
         negatives = [_titled(e.article, e.text) for e in claim.evidences if e.label == "NOT_ENOUGH_INFO"]
         for ev in claim.evidences:
             if ev.id in claim.gold_ids:

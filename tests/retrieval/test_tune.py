@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from retrieval.climate_fever import load_claims, split_of
+from retrieval.climate_fever import claim_key, load_claims, split_of, training_claims
 from retrieval.errors import EncoderError, IngestError
 from retrieval.tune import (
     TuneConfig,
@@ -156,3 +156,20 @@ def test_tuning_without_pairs_or_with_a_missing_base_fails_clearly(tmp_path: Pat
         tune_encoder("anything", [], tmp_path / "out")
     with pytest.raises(EncoderError, match="cannot load base encoder"):
         tune_encoder(str(tmp_path / "no-such-model"), [TunePair("q", "p")], tmp_path / "out")
+
+
+def test_a_train_claim_that_repeats_a_held_out_claim_is_not_trained_on(tmp_path: Path) -> None:
+    data = write_climate_fever(tmp_path)
+    claims = load_claims(data)
+    test_claim = next(c for c in claims if c.split == "test")
+    train_ids = [c.id for c in claims if c.split == "train"]
+    lines = (data / "climate_fever" / "climate-fever.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    for rec in records:
+        if rec["claim_id"] == train_ids[0]:
+            rec["claim"] = test_claim.text.upper() + "."  # same words, other case and punctuation
+    (data / "climate_fever" / "climate-fever.jsonl").write_text("\n".join(json.dumps(r) for r in records))
+    assert claim_key(test_claim.text.upper() + ".") == claim_key(test_claim.text)
+    kept = {c.id for c in training_claims(data)}
+    assert train_ids[0] not in kept and set(train_ids[1:]) <= kept
+    assert all(p.query != test_claim.text.upper() + "." for p in climate_fever_pairs(data))
