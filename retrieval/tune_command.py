@@ -61,30 +61,10 @@ def cmd_tune(ns: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_tune_reranker(ns: argparse.Namespace) -> int:
-    """Train a cross-encoder reranker on Climate-FEVER train claims, mining negatives from the index."""
-    from retrieval import build
-    from retrieval.rerank_tune import RerankTuneConfig, reranker_examples, tune_reranker
-    from retrieval.retriever import Retriever
-
-    out = Path(ns.out)
-    if out.exists() and any(out.iterdir()) and not ns.force:
-        raise build.IndexCommandError(f"{out} already exists; choose another --out or pass --force")
-    config = RerankTuneConfig(epochs=ns.epochs, learning_rate=ns.learning_rate, seed=ns.seed)
-    examples = reranker_examples(ns.data_dir, Retriever(build.open_index(ns)), config.mined_negatives)
-    report = tune_reranker(ns.base, examples, out, config)
-    print(  # noqa: T201 - this is the CLI's output
-        f"reranker saved to {out}: {report['examples']} pairs ({report['positives']} relevant), "
-        f"{report['seconds']} s; use it with `verifact index search ... --reranker {out}`"
-    )
-    return 0
-
-
 def add_tune_parser(
     sub: Any, defaults: IndexCliDefaults, index_help: str, add_encoder_args: Callable[..., None]
 ) -> None:
     """Register ``index tune``."""
-    from retrieval.rerank_tune import RerankTuneConfig
     from retrieval.tune import SOURCES, TuneConfig
 
     d = TuneConfig()
@@ -117,22 +97,5 @@ def add_tune_parser(
     add_encoder_args(p, defaults, None)
     p.set_defaults(func=cmd_tune)
 
-    p = sub.add_parser(
-        "tune-reranker",
-        help="train a cross-encoder reranker on labelled claims, with negatives mined from the index",
-    )
-    p.add_argument("--out", required=True, metavar="DIR", help="where the reranker is saved")
-    p.add_argument("--index", default=defaults.index_dir, metavar="DIR", help=index_help)
-    p.add_argument("--base", default="packaged:all-MiniLM-L6-v2", metavar="NAME", help="model to start from")
-    p.add_argument(
-        "--data-dir", default=defaults.data_dir, help="labelled data (default: $VERIFACT_DATA_DIR)"
-    )
-    p.add_argument("--epochs", type=int, default=2)
-    p.add_argument("--learning-rate", type=float, default=RerankTuneConfig().learning_rate)
-    p.add_argument("--seed", type=int, default=42)
-    p.add_argument("--force", action="store_true", help="replace an existing --out folder")
-    add_encoder_args(p, defaults, None)
-    p.set_defaults(func=cmd_tune_reranker)
 
-
-__all__ = ["RetrievalError", "add_tune_parser", "cmd_tune", "cmd_tune_reranker"]
+__all__ = ["RetrievalError", "add_tune_parser", "cmd_tune"]

@@ -315,7 +315,6 @@ def test_help_loads_no_heavy_library() -> None:
         (["index", "tune", "--out", "{tmp}/enc", "--sources", "wikipedia"], "unknown --sources wikipedia"),
         (["index", "tune", "--out", "{tmp}/enc", "--sources", "", "--no-reindex"], "no training pairs"),
         (["index", "tune", "--out", "{tmp}", "--sources", ""], "already exists; choose another --out"),
-        (["index", "tune-reranker", "--out", "{tmp}", "--index", "{tmp}/none"], "already exists"),
     ],
 )
 def test_tune_commands_refuse_bad_requests_in_one_line(

@@ -56,3 +56,10 @@ def test_unknown_backend_and_missing_model_are_clear_errors(tmp_path: Path) -> N
         load_encoder("packaged:all-MiniLM-L6-v2", "gpu")  # type: ignore[arg-type]
     with pytest.raises(EncoderError, match="cannot load encoder"):
         load_encoder(str(tmp_path / "nothing-here"), "torch")
+
+
+def test_a_missing_reranker_is_a_clear_error(tmp_path: Path) -> None:
+    from retrieval.retriever import CrossEncoderReranker
+
+    with pytest.raises(EncoderError, match="cannot load reranker"):
+        CrossEncoderReranker(str(tmp_path / "no-reranker"))
