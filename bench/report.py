@@ -37,8 +37,8 @@ def machine() -> dict[str, Any]:
     }
 
 
-def save(name: str, payload: dict[str, Any], markdown: str) -> None:
-    """Write ``name``.json and ``name``.md under bench/results."""
-    RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
-    (RESULTS / f"{name}.md").write_text(markdown.rstrip() + "\n", encoding="utf-8")
+def save(name: str, payload: dict[str, Any], markdown: str, directory: Path = RESULTS) -> None:
+    """Write ``name``.json and ``name``.md under `directory` (bench/results by default)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    (directory / f"{name}.json").write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
+    (directory / f"{name}.md").write_text(markdown.rstrip() + "\n", encoding="utf-8")

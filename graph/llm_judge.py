@@ -132,7 +132,12 @@ class LLMJudge:
         if not passages:
             run.skipped_reason = NO_EVIDENCE_REASON
             return abstain(self.name, NO_EVIDENCE_REASON)
-        run.prompt = render_judge_prompt(claim, passages, max_passage_chars=self._settings.max_passage_chars)
+        run.prompt = render_judge_prompt(
+            claim,
+            passages,
+            max_passage_chars=self._settings.max_passage_chars,
+            system_role=self._settings.system_role,
+        )
         try:
             run.parsed = await self._ask(run.prompt, [p.id for p in passages], run)
         except JudgeError as exc:

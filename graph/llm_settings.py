@@ -11,6 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from graph.prompts import SystemRole
 from graph.schemas import STRUCTURED_MODES, StructuredMode
 
 ModePreference = Literal["auto", "json_schema", "tools", "json_text"]
@@ -50,6 +51,10 @@ class LLMSettings(BaseModel):
     token_limit_param: Literal["max_tokens", "max_completion_tokens"] = "max_tokens"
     """The request field carrying `max_tokens`. llama.cpp and most local servers honour only
     `max_tokens`; OpenAI's reasoning models accept only `max_completion_tokens`."""
+    system_role: SystemRole = "system"
+    """Where the judge's rules go: a system message, or "user" for the head of the user message, for
+    servers whose chat format has no system role and drops it (llama-cpp-python with
+    ``--chat_format gemma``: the model would never see the rules)."""
     temperature: float = Field(default=0.0, ge=0.0, le=2.0)
     """Sampling temperature; 0 for reproducible verdicts."""
     mode: ModePreference = "auto"

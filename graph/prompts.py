@@ -6,8 +6,12 @@ import hashlib
 import html
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Literal
 
 from graph.schemas import RATIONALE_MAX_CHARS, ChatMessage, EvidencePassage
+
+SystemRole = Literal["system", "user"]
+"""Where the rules go: a system message, or the head of the user message (models without a system role)."""
 
 PROMPT_VERSION = "judge-v1"
 """Bump when the meaning of the prompt changes; `PROMPT_HASH` changes with any edit anyway."""
@@ -60,7 +64,7 @@ class RenderedPrompt:
     """A prompt ready to send, with the identity of the template that made it."""
 
     messages: tuple[ChatMessage, ...]
-    """System then user message."""
+    """System then user message, or one user message that starts with the rules."""
     version: str = PROMPT_VERSION
     """`PROMPT_VERSION` at render time."""
     template_hash: str = PROMPT_HASH
@@ -90,7 +94,11 @@ def render_passage(passage: EvidencePassage, max_chars: int | None = None) -> st
 
 
 def render_judge_prompt(
-    claim: str, evidence: Sequence[EvidencePassage], *, max_passage_chars: int | None = None
+    claim: str,
+    evidence: Sequence[EvidencePassage],
+    *,
+    max_passage_chars: int | None = None,
+    system_role: SystemRole = "system",
 ) -> RenderedPrompt:
     """Render the judge prompt for one claim and its passages.
 
@@ -99,9 +107,14 @@ def render_judge_prompt(
         evidence: The passages, in the order the model should see them.
         max_passage_chars: Cut longer passage texts (marked with " […]") so the prompt fits small
             context windows; None keeps them whole.
+        system_role: "system" sends the rules as a system message; "user" puts them at the head of
+            the only (user) message, as Gemma's own chat template does, for servers whose chat format
+            has no system role (llama-cpp-python's "gemma" format drops system messages silently).
     """
     passages = "\n\n".join(render_passage(p, max_passage_chars) for p in evidence)
     user = USER_TEMPLATE.format(claim=escape_text(claim.strip()), evidence=passages)
+    if system_role == "user":
+        return RenderedPrompt(messages=(ChatMessage(role="user", content=f"{SYSTEM_PROMPT}\n\n{user}"),))
     return RenderedPrompt(
         messages=(ChatMessage(role="system", content=SYSTEM_PROMPT), ChatMessage(role="user", content=user))
     )

@@ -101,14 +101,25 @@ def verdict_json_schema(evidence_ids: list[str] | None = None) -> dict[str, Any]
     Bounds (confidence range, rationale length) are stated in descriptions rather than as keywords:
     OpenAI's strict mode rejects some keywords and local grammar engines ignore others; pydantic
     checks them on the way back. With `evidence_ids`, citations are restricted to those ids, so a
-    server that constrains decoding cannot even produce an invented id.
+    server that constrains decoding cannot even produce an invented id, and to at most that many
+    items (``maxItems``): without it Gemma 3 270M on llama.cpp often repeated one id under the
+    grammar until ``max_tokens`` cut the reply off, and the call failed. This one bound is a keyword
+    because a description cannot stop a grammar; a server that refuses the keyword answers 4xx/5xx
+    and the judge falls back to the next structured-output mode.
 
     Args:
         evidence_ids: The ids of the passages given, or None for any string.
     """
     citation_item: dict[str, Any] = {"type": "string"}
+    citations: dict[str, Any] = {
+        "type": "array",
+        "items": citation_item,
+        "description": "Ids of the evidence passages the verdict relies on.",
+    }
     if evidence_ids:
-        citation_item["enum"] = list(dict.fromkeys(evidence_ids))
+        ids = list(dict.fromkeys(evidence_ids))
+        citation_item["enum"] = ids
+        citations["maxItems"] = len(ids)
     return {
         "type": "object",
         "properties": {
@@ -118,11 +129,7 @@ def verdict_json_schema(evidence_ids: list[str] | None = None) -> dict[str, Any]
                 "type": "string",
                 "description": f"One or two sentences, at most {RATIONALE_MAX_CHARS} characters.",
             },
-            "citations": {
-                "type": "array",
-                "items": citation_item,
-                "description": "Ids of the evidence passages the verdict relies on.",
-            },
+            "citations": citations,
         },
         "required": ["label", "confidence", "rationale", "citations"],
         "additionalProperties": False,

@@ -63,6 +63,16 @@ def test_the_request_caps_tokens_at_temperature_zero_with_a_schema() -> None:
     assert fmt["json_schema"]["schema"]["properties"]["citations"]["items"]["enum"] == ["p1", "p2"]
 
 
+def test_rules_can_travel_in_the_user_message_for_chat_formats_without_a_system_role() -> None:
+    transport = ScriptedTransport(answer())
+    result = judge_once(transport, system_role="user")
+    (request,) = transport.requests
+    assert [m["role"] for m in request["messages"]] == ["user"]
+    assert [m.role for m in result.trace.messages] == ["user"]
+    assert request["messages"][0]["content"].startswith("You are a careful fact-checker.")
+    assert result.trace.prompt_hash == PROMPT_HASH and result.verdict.label == "SUPPORTED"
+
+
 def test_the_token_cap_can_use_max_completion_tokens() -> None:
     transport = ScriptedTransport(answer())
     judge_once(transport, token_limit_param="max_completion_tokens", max_tokens=64)

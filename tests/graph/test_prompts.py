@@ -91,3 +91,12 @@ def test_long_passages_are_cut_before_escaping() -> None:
     (_, _, text), *_ = BLOCK.findall(user_message(CLAIM, evidence, max_passage_chars=3))
     assert text == "&lt;" * 3 + html.escape(TRUNCATION_MARK)
     assert BLOCK.findall(user_message(CLAIM, evidence))[0][2] == "&lt;" * 10
+
+
+def test_the_rules_can_head_the_user_message_instead_of_a_system_message() -> None:
+    apart = render_judge_prompt(CLAIM, EVIDENCE)
+    folded = render_judge_prompt(CLAIM, EVIDENCE, system_role="user")
+    (only,) = folded.messages
+    assert only.role == "user"
+    assert only.content == f"{SYSTEM_PROMPT}\n\n{apart.messages[1].content}"
+    assert (folded.version, folded.template_hash) == (apart.version, apart.template_hash)

@@ -93,7 +93,10 @@ def test_wire_schema_describes_the_model_and_pins_citations_to_given_ids() -> No
     assert schema["additionalProperties"] is False
     assert schema["properties"]["label"]["enum"] == ["SUPPORTED", "REFUTED", "NOT_ENOUGH_INFO"]
     assert schema["properties"]["citations"]["items"]["enum"] == ["p1", "p2"]
-    assert "enum" not in verdict_json_schema()["properties"]["citations"]["items"]
+    # A grammar-constrained model cannot loop on one id until max_tokens.
+    assert schema["properties"]["citations"]["maxItems"] == 2
+    unbounded = verdict_json_schema()["properties"]["citations"]
+    assert "enum" not in unbounded["items"] and "maxItems" not in unbounded
 
 
 def test_verdicts_are_frozen_and_strict() -> None:
