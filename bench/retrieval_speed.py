@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import logging
 import random
 import subprocess
@@ -232,7 +231,6 @@ def main(argv: Sequence[str] | None = None) -> None:
     print("\n".join(md))
     plot(scaling, RESULTS / "retrieval_speed.png")
     save("retrieval_speed", results, "\n".join(md))
-    (RESULTS / "retrieval_speed.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 def plot(scaling: list[dict[str, Any]], path: Path) -> None:

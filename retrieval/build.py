@@ -184,7 +184,8 @@ def cmd_delete(ns: argparse.Namespace) -> int:
     """Delete passages by id and save the index atomically."""
     ids = _read_ids(ns)
     index = open_index(ns)
-    missing = [pid for pid in ids if index.store.get_text(pid) is None]
+    stored = index.store.texts_of(ids)
+    missing = [pid for pid in ids if pid not in stored]
     deleted = index.delete(ids)
     if deleted:
         index.save(ns.index)

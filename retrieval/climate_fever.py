@@ -8,14 +8,13 @@ claims for the same purpose, and no test claim ever trains anything.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from retrieval.errors import IngestError
+from retrieval.ingest import iter_jsonl
 from retrieval.types import Passage
 
 Split = Literal["train", "dev", "test"]
@@ -57,15 +56,9 @@ class Claim:
         return frozenset(e.id for e in self.evidences if e.label != "NOT_ENOUGH_INFO")
 
 
-def _jsonl(path: Path) -> Iterator[dict[str, object]]:
-    if not path.is_file():
-        raise IngestError(
-            f"{path}: no such file (set the data directory to the folder holding climate_fever/)"
-        )
-    with path.open(encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
+def _jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    hint = "set the data directory to the folder holding climate_fever/"
+    return (record for _, record in iter_jsonl(path, missing_hint=hint))
 
 
 def load_claims(data_dir: str | Path, split: Split | None = None) -> list[Claim]:

@@ -116,7 +116,50 @@ class SentenceModelLayout:
         return h.hexdigest()[:16]
 
 
-class SentenceTransformerEncoder:
+class BaseEncoder:
+    """What every real encoder shares: identity, dimension, and the query/document entry points.
+
+    Subclasses set ``_name``, ``_fingerprint`` and ``_dim`` and implement ``_embed`` for a
+    non-empty list of texts.
+    """
+
+    _name: str
+    _fingerprint: str
+    _dim: int
+
+    @property
+    def name(self) -> str:
+        """The name it was loaded by: a path, a hub id or the packaged alias."""
+        return self._name
+
+    @property
+    def fingerprint(self) -> str:
+        """A hash of its weights."""
+        return self._fingerprint
+
+    @property
+    def dim(self) -> int:
+        """Embedding dimension."""
+        return self._dim
+
+    def _embed(self, texts: list[str], role: str, show_progress: bool) -> NDArray[np.float32]:
+        raise NotImplementedError
+
+    def _encode(self, texts: list[str], role: str, show_progress: bool) -> NDArray[np.float32]:
+        if not texts:
+            return np.zeros((0, self._dim), dtype=np.float32)
+        return self._embed(texts, role, show_progress)
+
+    def encode_query(self, texts: list[str]) -> NDArray[np.float32]:
+        """Embed search queries."""
+        return self._encode(texts, "query", False)
+
+    def encode_document(self, texts: list[str], show_progress: bool = False) -> NDArray[np.float32]:
+        """Embed passages."""
+        return self._encode(texts, "document", show_progress)
+
+
+class SentenceTransformerEncoder(BaseEncoder):
     """sentence-transformers on torch; loads from a local directory, or the hub when online."""
 
     def __init__(self, name: str = PACKAGED_ENCODER, device: str | None = None, batch_size: int = 64) -> None:
@@ -136,28 +179,11 @@ class SentenceTransformerEncoder:
         self._dim = int(dim)
 
     @property
-    def name(self) -> str:
-        """The name it was loaded by."""
-        return self._name
-
-    @property
-    def fingerprint(self) -> str:
-        """A hash of its weights."""
-        return self._fingerprint
-
-    @property
-    def dim(self) -> int:
-        """Embedding dimension."""
-        return self._dim
-
-    @property
     def backend(self) -> str:
         """'torch'."""
         return "torch"
 
-    def _encode(self, texts: list[str], role: str, show_progress: bool) -> NDArray[np.float32]:
-        if not texts:
-            return np.zeros((0, self._dim), dtype=np.float32)
+    def _embed(self, texts: list[str], role: str, show_progress: bool) -> NDArray[np.float32]:
         fn = self.model.encode_query if role == "query" else self.model.encode_document
         # sentence-transformers sorts each call's inputs by length before batching.
         out = fn(
@@ -168,14 +194,6 @@ class SentenceTransformerEncoder:
             show_progress_bar=show_progress,
         )
         return np.ascontiguousarray(out, dtype=np.float32)
-
-    def encode_query(self, texts: list[str]) -> NDArray[np.float32]:
-        """Embed search queries."""
-        return self._encode(texts, "query", False)
-
-    def encode_document(self, texts: list[str], show_progress: bool = False) -> NDArray[np.float32]:
-        """Embed passages."""
-        return self._encode(texts, "document", show_progress)
 
 
 def load_encoder(

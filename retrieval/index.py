@@ -143,11 +143,13 @@ class EvidenceIndex:
             IngestError: when a passage id already holds a different text.
         """
         started = time.perf_counter()
+        incoming = list(passages)
+        # One lookup for the whole batch, not a query per passage.
+        seen = self.store.texts_of([p.id for p in incoming])
         fresh: list[Passage] = []
-        seen: dict[str, str] = {}
         duplicates = 0
-        for p in passages:
-            stored = seen.get(p.id) or self.store.get_text(p.id)
+        for p in incoming:
+            stored = seen.get(p.id)
             if stored is not None:
                 if stored != p.text:
                     raise IngestError(f"id {p.id!r} already holds a different text; delete it first")

@@ -139,8 +139,14 @@ def _record_to_passage(
     )
 
 
-def read_jsonl(path: Path, opts: IngestOptions) -> Iterator[Passage]:
-    """Passages from a JSONL file, one object per line; blank lines are skipped."""
+def iter_jsonl(path: Path, missing_hint: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """("file:line", object) for every non-blank line of a JSONL file.
+
+    Raises:
+        IngestError: on a missing or unreadable file, a line that is not JSON, or a non-object.
+    """
+    if missing_hint and not path.exists():
+        raise IngestError(f"{path}: no such file ({missing_hint})")
     for lineno, line in enumerate(_read_text(path).splitlines(), start=1):
         if not line.strip():
             continue
@@ -151,6 +157,12 @@ def read_jsonl(path: Path, opts: IngestOptions) -> Iterator[Passage]:
             raise IngestError(f"{where}: not valid JSON ({exc.msg})") from exc
         if not isinstance(record, dict):
             raise IngestError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        yield where, record
+
+
+def read_jsonl(path: Path, opts: IngestOptions) -> Iterator[Passage]:
+    """Passages from a JSONL file, one object per line; blank lines are skipped."""
+    for where, record in iter_jsonl(path):
         yield _record_to_passage(record, opts, where, path.name)
 
 

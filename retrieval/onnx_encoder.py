@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from retrieval.encoder import SentenceModelLayout, resolve_encoder_path
+from retrieval.encoder import BaseEncoder, SentenceModelLayout, resolve_encoder_path
 from retrieval.errors import EncoderError
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def _export(layout: SentenceModelLayout, out: Path) -> None:
     fp32.unlink()
 
 
-class OnnxEncoder:
+class OnnxEncoder(BaseEncoder):
     """Runs an int8 export; batches are sorted by length and sized by a token budget."""
 
     def __init__(
@@ -150,21 +150,6 @@ class OnnxEncoder:
         return cls(name, layout, target, **kwargs)
 
     @property
-    def name(self) -> str:
-        """The model's name (the same as its torch encoder's)."""
-        return self._name
-
-    @property
-    def fingerprint(self) -> str:
-        """A hash of the source weights: the export encodes the same model."""
-        return self._fingerprint
-
-    @property
-    def dim(self) -> int:
-        """Embedding dimension."""
-        return self._dim
-
-    @property
     def backend(self) -> str:
         """'onnx-int8'."""
         return "onnx-int8"
@@ -172,7 +157,6 @@ class OnnxEncoder:
     def _run(self, texts: list[str], show_progress: bool = False) -> NDArray[np.float32]:
         encodings = self.tokenizer.encode_batch(texts)
         order = np.argsort([len(e.ids) for e in encodings], kind="stable")[::-1]
-        out = np.zeros((len(texts), 0), dtype=np.float32)
         vectors: list[NDArray[np.float32]] = []
         bar = None
         if show_progress:
@@ -200,24 +184,14 @@ class OnnxEncoder:
                 bar.update(len(idx))
         if bar is not None:
             bar.close()
-        stacked = np.concatenate(vectors) if vectors else out
+        stacked = np.concatenate(vectors)
         result = np.empty_like(stacked)
         result[order] = stacked
         return result
 
-    def _encode(self, texts: list[str], role: str, show_progress: bool) -> NDArray[np.float32]:
-        if not texts:
-            return np.zeros((0, self._dim), dtype=np.float32)
+    def _embed(self, texts: list[str], role: str, show_progress: bool) -> NDArray[np.float32]:
         prefix = self.layout.prompts.get(role, "")
         return self._run([prefix + t for t in texts] if prefix else list(texts), show_progress)
-
-    def encode_query(self, texts: list[str]) -> NDArray[np.float32]:
-        """Embed search queries."""
-        return self._encode(texts, "query", False)
-
-    def encode_document(self, texts: list[str], show_progress: bool = False) -> NDArray[np.float32]:
-        """Embed passages."""
-        return self._encode(texts, "document", show_progress)
 
 
 def export_encoder(name: str, layout: SentenceModelLayout, target: Path) -> dict[str, Any]:

@@ -113,7 +113,8 @@ class Retriever:
         if s.mode in ("hybrid", "bm25"):
             lexical = self.index.lexical_search(list(queries), depth, allowed)
         fused = [self._fuse(d, lx) for d, lx in zip(dense, lexical, strict=True)]
-        wanted = {vid for rows in fused for vid, *_ in rows[: max(k, s.rerank_depth)]}
+        shown = max(k, s.rerank_depth) if self.reranker else k
+        wanted = {vid for rows in fused for vid, *_ in rows[:shown]}
         passages = self.index.store.fetch(sorted(wanted))
         return [self._finish(q, rows, passages, k) for q, rows in zip(queries, fused, strict=True)]
 

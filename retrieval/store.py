@@ -80,10 +80,20 @@ class PassageStore:
     def __len__(self) -> int:
         return int(self.conn.execute("SELECT COUNT(*) FROM passages").fetchone()[0])
 
+    def _rows_where_in(self, columns: str, key: str, values: Sequence[Any]) -> Iterator[sqlite3.Row]:
+        """``SELECT columns ... WHERE key IN values``, in chunks under SQLite's parameter limit."""
+        for start in range(0, len(values), 900):
+            chunk = list(values[start : start + 900])
+            marks = ",".join("?" * len(chunk))
+            yield from self.conn.execute(f"SELECT {columns} FROM passages WHERE {key} IN ({marks})", chunk)
+
     def get_text(self, passage_id: str) -> str | None:
         """The text stored under ``passage_id``, or None."""
-        row = self.conn.execute("SELECT text FROM passages WHERE id = ?", (passage_id,)).fetchone()
-        return None if row is None else str(row[0])
+        return self.texts_of([passage_id]).get(passage_id)
+
+    def texts_of(self, passage_ids: Sequence[str]) -> dict[str, str]:
+        """Stored texts by passage id, for the ids that exist."""
+        return {row["id"]: row["text"] for row in self._rows_where_in("id, text", "id", passage_ids)}
 
     def insert(self, passages: Iterable[Passage]) -> None:
         """Insert new passages (the caller has checked they are new)."""
@@ -108,24 +118,12 @@ class PassageStore:
 
     def existing_vids(self, vids: Sequence[int]) -> list[int]:
         """The subset of ``vids`` that is stored, in the given order."""
-        found: set[int] = set()
-        for start in range(0, len(vids), 900):
-            chunk = list(vids[start : start + 900])
-            marks = ",".join("?" * len(chunk))
-            found.update(
-                r[0] for r in self.conn.execute(f"SELECT vid FROM passages WHERE vid IN ({marks})", chunk)
-            )
+        found = {int(row["vid"]) for row in self._rows_where_in("vid", "vid", vids)}
         return [v for v in vids if v in found]
 
     def fetch(self, vids: Sequence[int]) -> dict[int, Passage]:
         """Passages by FAISS id."""
-        out: dict[int, Passage] = {}
-        for start in range(0, len(vids), 900):
-            chunk = list(vids[start : start + 900])
-            marks = ",".join("?" * len(chunk))
-            for row in self.conn.execute(f"SELECT * FROM passages WHERE vid IN ({marks})", chunk):
-                out[int(row["vid"])] = _row_to_passage(row)
-        return out
+        return {int(row["vid"]): _row_to_passage(row) for row in self._rows_where_in("*", "vid", vids)}
 
     def iter_all(self, batch: int = 5000) -> Iterator[tuple[int, Passage]]:
         """Every passage with its FAISS id, in insertion order."""

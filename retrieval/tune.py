@@ -19,6 +19,7 @@ from typing import Any
 
 from retrieval.climate_fever import training_claims
 from retrieval.errors import EncoderError, IngestError
+from retrieval.ingest import iter_jsonl
 
 logger = logging.getLogger(__name__)
 
@@ -68,11 +69,8 @@ def climate_fever_pairs(data_dir: str | Path, hard_negatives: bool = True) -> li
 
 def covid_fact_pairs(data_dir: str | Path) -> list[TunePair]:
     """COVID-Fact train claims (supported and refuted) with each of their evidence sentences."""
-    path = Path(data_dir) / "covid_fact" / "train.jsonl"
-    if not path.is_file():
-        raise IngestError(f"{path}: no such file")
     pairs = []
-    for rec in map(json.loads, path.open(encoding="utf-8")):
+    for _, rec in iter_jsonl(Path(data_dir) / "covid_fact" / "train.jsonl"):
         for sentence in rec["evidence"]:
             if sentence.strip():
                 pairs.append(TunePair(rec["claim"], sentence.strip()))
@@ -81,11 +79,8 @@ def covid_fact_pairs(data_dir: str | Path) -> list[TunePair]:
 
 def wice_pairs(data_dir: str | Path) -> list[TunePair]:
     """WiCE dev claims with every sentence of their gold supporting sets, titled by the page."""
-    path = Path(data_dir) / "wice" / "claim_dev.jsonl"
-    if not path.is_file():
-        raise IngestError(f"{path}: no such file")
     pairs = []
-    for rec in map(json.loads, path.open(encoding="utf-8")):
+    for _, rec in iter_jsonl(Path(data_dir) / "wice" / "claim_dev.jsonl"):
         sentences = rec["evidence"]
         title = sentences[0].split("TITLE:", 1)[1].strip() if sentences and "TITLE:" in sentences[0] else ""
         for idx in sorted({i for group in rec["supporting_sentences"] for i in group}):
@@ -100,23 +95,10 @@ def read_pairs_file(path: str | Path) -> list[TunePair]:
     Raises:
         IngestError: on a missing file or a record without query or positive.
     """
-    path = Path(path)
-    if not path.is_file():
-        raise IngestError(f"{path}: no such file")
     pairs = []
-    for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise IngestError(f"{path}:{n}: not valid JSON ({exc.msg})") from exc
-        if (
-            not isinstance(rec, dict)
-            or not str(rec.get("query", "")).strip()
-            or not str(rec.get("positive", "")).strip()
-        ):
-            raise IngestError(f"{path}:{n}: each record needs non-empty 'query' and 'positive'")
+    for where, rec in iter_jsonl(Path(path)):
+        if not str(rec.get("query", "")).strip() or not str(rec.get("positive", "")).strip():
+            raise IngestError(f"{where}: each record needs non-empty 'query' and 'positive'")
         pairs.append(TunePair(str(rec["query"]), str(rec["positive"]), rec.get("negative") or None))
     return pairs
 
