@@ -8,6 +8,8 @@ import re
 import numpy as np
 from numpy.typing import NDArray
 
+from retrieval.encoder import BaseEncoder
+
 _WORD = re.compile(r"\w+")
 
 
@@ -17,7 +19,7 @@ def _bucket(token: str, dim: int) -> int:
     return int.from_bytes(digest, "big") % dim
 
 
-class HashEncoder:
+class HashEncoder(BaseEncoder):
     """A bag of hashed lowercased words, L2-normalised: texts sharing words get a higher cosine.
 
     Queries and documents are encoded the same way, so a passage's own text is its best query.
@@ -41,21 +43,6 @@ class HashEncoder:
         """``show_progress`` of every document call."""
 
     @property
-    def name(self) -> str:
-        """What the manifest records."""
-        return self._name
-
-    @property
-    def fingerprint(self) -> str:
-        """Stands for a hash of the weights."""
-        return self._fingerprint
-
-    @property
-    def dim(self) -> int:
-        """Embedding dimension."""
-        return self._dim
-
-    @property
     def backend(self) -> str:
         """What the manifest records as the backend."""
         return "hash"
@@ -74,17 +61,11 @@ class HashEncoder:
         norm = float(np.linalg.norm(vec))
         return vec / norm if norm > 0 else vec
 
-    def _encode(self, texts: list[str], role: str) -> NDArray[np.float32]:
+    def _encode(self, texts: list[str], role: str, show_progress: bool) -> NDArray[np.float32]:
         self.calls.append((role, len(texts)))
-        if not texts:
-            return np.zeros((0, self._dim), dtype=np.float32)
+        if role == "document":
+            self.progress.append(show_progress)
+        return super()._encode(texts, role, show_progress)
+
+    def _embed(self, texts: list[str], role: str, show_progress: bool) -> NDArray[np.float32]:
         return np.stack([self.vector(t) for t in texts]).astype(np.float32)
-
-    def encode_query(self, texts: list[str]) -> NDArray[np.float32]:
-        """Embed search queries."""
-        return self._encode(texts, "query")
-
-    def encode_document(self, texts: list[str], show_progress: bool = False) -> NDArray[np.float32]:
-        """Embed passages."""
-        self.progress.append(show_progress)
-        return self._encode(texts, "document")
