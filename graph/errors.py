@@ -31,3 +31,11 @@ class JudgeOutputError(JudgeError):
 
 class VerifierError(JudgeError):
     """The local NLI verifier cannot be set up: an unusable model, label map, settings file or data."""
+
+
+class TraceStoreError(Exception):
+    """The trace store cannot be opened, read or written."""
+
+
+class TraceCursorError(TraceStoreError):
+    """A pagination cursor is malformed: not one this store handed out, or altered since."""

@@ -1,0 +1,90 @@
+"""One end-to-end run on real parts: trained small models, the packaged MiniLM, a FAISS index on disk."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import pytest
+
+from classifier.args import parse_run_config
+from classifier.train import MODEL_SUBDIR, run_training
+from graph.nli_model import NLISettings
+from graph.pipeline import Pipeline
+from graph.report import VerifyOptions
+from graph.services import PipelineConfig, load_services
+from retrieval.encoder import PACKAGED_ENCODER, SentenceTransformerEncoder
+from retrieval.index import EvidenceIndex
+from retrieval.types import Passage
+from tests.conftest import toy_overrides, toy_sentence
+from tests.graph.conftest import NLIRun, toy_evidence
+
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
+
+@pytest.fixture(scope="module")
+def classifier_dir(tiny_base: Path, toy_data: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("pipeline-classifier")
+    overrides = toy_overrides(tiny_base, toy_data, out, plots=False, test_file=None)
+    assert run_training(parse_run_config(None, overrides)) is not None
+    return out / MODEL_SUBDIR
+
+
+@pytest.fixture(scope="module")
+def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    rng = random.Random(5)
+    passages = [
+        Passage(
+            id=f"p{i}",
+            text=toy_evidence(rng, toy_sentence(rng, True), "SUPPORTED"),
+            title="Toy",
+            source="toy",
+        )
+        for i in range(30)
+    ]
+    index = EvidenceIndex(SentenceTransformerEncoder(PACKAGED_ENCODER))
+    index.add(passages)
+    out = tmp_path_factory.mktemp("pipeline-index") / "index"
+    index.save(out)
+    return out
+
+
+def test_end_to_end_on_real_models_and_an_index_on_disk(
+    classifier_dir: Path, index_dir: Path, nli_run: NLIRun, tmp_path: Path
+) -> None:
+    config = PipelineConfig(
+        classifier_dir=str(classifier_dir),
+        classifier_backend="torch",
+        index_dir=str(index_dir),
+        encoder_backend="torch",
+        nli=NLISettings(model=str(nli_run.model), backend="torch"),
+        trace_store=str(tmp_path / "traces.db"),
+    )
+    loaded = load_services(config)
+    try:
+        rng = random.Random(11)
+        claims = [toy_sentence(rng, True) for _ in range(3)]
+        chatter = [toy_sentence(rng, False) for _ in range(3)]
+        text = " ".join(s.capitalize() for pair in zip(claims, chatter, strict=True) for s in pair)
+        result = Pipeline(loaded.context).verify(text, VerifyOptions(top_k=3, include_trace=True))
+        store = loaded.context.trace_store
+        stored = store.get(result.trace_id) if store is not None else None
+    finally:
+        asyncio.run(loaded.aclose())
+
+    assert result.summary.sentences == 6
+    # The toy classifier learned that numbers and policy words make a claim.
+    assert result.summary.checked >= 2
+    assert {c.sentence_index % 2 for c in result.claims} == {0}
+    for claim in result.claims:
+        assert text[claim.start : claim.end] == claim.text
+        assert len(claim.evidence) == 3 and all(h.id.startswith("p") for h in claim.evidence)
+        assert all(h.dense_score is not None for h in claim.evidence)
+        assert set(claim.citations) <= {h.id for h in claim.evidence}
+        assert claim.judge == "nli" and claim.error is None
+    versions = result.trace.header.versions if result.trace else {}
+    assert len(versions["classifier"]["hash"]) == 16
+    assert versions["index"]["count"] == 30 and versions["index"]["content_hash"]
+    assert versions["nli"]["hash"] and versions["prompt"]["hash"]
+    assert stored is not None and stored.summary == result.summary
