@@ -117,13 +117,16 @@ def cmd_export(ns: argparse.Namespace) -> int:
     from classifier.data import read_rows
     from classifier.export import export_onnx
 
-    texts = None
+    texts = pairs = None
     if ns.check_file:
         path = Path(ns.check_file)
         if not path.is_absolute() and not path.exists():
             path = Path(_data_dir(ns.data_dir)) / path
-        texts = [str(r[ns.text_column]) for r in read_rows(path)]
-    report = export_onnx(_classifier_dir(ns.model), texts, min_agreement=ns.min_agreement)
+        rows = read_rows(path)
+        texts = [str(r[ns.text_column]) for r in rows]
+        if ns.pair_column:
+            pairs = [str(r[ns.pair_column]) for r in rows]
+    report = export_onnx(_classifier_dir(ns.model), texts, pairs, min_agreement=ns.min_agreement)
     print(json.dumps(report, indent=2))
     return 0
 
@@ -180,6 +183,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="sentences on which ONNX must agree with torch",
     )
     p.add_argument("--text-column", default="Text")
+    p.add_argument("--pair-column", help="second text of a sentence-pair model (e.g. evidence)")
     p.add_argument("--data-dir")
     p.add_argument("--min-agreement", type=float, default=0.99)
     p.set_defaults(func=cmd_export)
@@ -204,6 +208,9 @@ def build_parser() -> argparse.ArgumentParser:
             data_dir=_data_dir(None),
         ),
     )
+    from api.cli_service import add_service_parsers
+
+    add_service_parsers(sub)
     return parser
 
 
@@ -215,13 +222,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setLevel(level)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", handlers=[handler])
+    from api.cli_service import ServiceCliError
     from classifier.errors import ClassifierError
-    from graph.errors import JudgeError
+    from graph.context import JudgeUnavailableError
+    from graph.errors import JudgeError, TraceStoreError
     from retrieval.errors import RetrievalError
 
     try:
         code: int = ns.func(ns)
-    except (ClassifierError, RetrievalError, JudgeError, CliError) as exc:
+    except (
+        ClassifierError,
+        RetrievalError,
+        JudgeError,
+        TraceStoreError,
+        JudgeUnavailableError,
+        CliError,
+        ServiceCliError,
+    ) as exc:
         print(f"verifact: error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -1,0 +1,80 @@
+"""The service's settings, read from ``VERIFACT_*`` environment variables (and a .env file)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from graph.llm_settings import LLMSettings
+from graph.nli_model import NLISettings
+from graph.services import PipelineConfig
+
+
+class Settings(BaseSettings):
+    """Every knob of the server; each field is ``VERIFACT_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="VERIFACT_", env_file=".env", extra="ignore")
+
+    data_dir: str = "../shared/data"
+    """Where the labelled data sets live (for preparing the default models and demo index)."""
+    classifier_dir: str = "runs/cpu-minilm/model"
+    index_dir: str = "runs/index"
+    nli_model: str = "runs/cpu-minilm-nli/model"
+    nli_params_file: str | None = None
+    encoder_cache: str | None = None
+    trace_db: str = "runs/traces.db"
+    """A SQLite file path, or any SQLAlchemy URL (e.g. postgresql+psycopg://...) for several replicas."""
+
+    llm_base_url: str | None = None
+    """An OpenAI-compatible API root (OpenAI, vLLM, Ollama, llama.cpp, LM Studio)."""
+    llm_model: str | None = None
+    llm_api_key: SecretStr = SecretStr("")
+    llm_timeout_s: float = Field(default=30.0, gt=0)
+    llm_max_retries: int = Field(default=2, ge=0, le=10)
+    llm_max_concurrency: int = Field(default=4, ge=1)
+    llm_system_role: Literal["system", "user"] = "system"
+    require_agreement: bool = False
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=1, le=65535)
+    max_text_chars: int = Field(default=20_000, ge=1)
+    """Longer texts get 413."""
+    max_body_bytes: int = Field(default=1_000_000, ge=1024)
+    """Larger request bodies get 413 before they are parsed."""
+    max_predict_sentences: int = Field(default=256, ge=1)
+    max_documents: int = Field(default=1000, ge=1)
+    """Documents per POST /documents."""
+    max_concurrency: int = Field(default=8, ge=1, le=256)
+    batch_wait_ms: float = Field(default=2.0, ge=0.0, le=100.0)
+
+    def llm(self) -> LLMSettings | None:
+        """The LLM judge's settings, when an endpoint is configured."""
+        if not self.llm_model and not self.llm_base_url:
+            return None
+        if not self.llm_model:
+            raise ValueError("VERIFACT_LLM_BASE_URL is set but VERIFACT_LLM_MODEL is not")
+        return LLMSettings(
+            model=self.llm_model,
+            base_url=self.llm_base_url,
+            api_key=self.llm_api_key.get_secret_value() or "not-needed",
+            timeout_s=self.llm_timeout_s,
+            max_retries=self.llm_max_retries,
+            max_concurrency=self.llm_max_concurrency,
+            system_role=self.llm_system_role,
+        )
+
+    def pipeline(self) -> PipelineConfig:
+        """The pipeline's configuration."""
+        return PipelineConfig(
+            classifier_dir=self.classifier_dir,
+            index_dir=self.index_dir,
+            encoder_cache=self.encoder_cache,
+            nli=NLISettings(model=self.nli_model, params_file=self.nli_params_file),
+            llm=self.llm(),
+            require_agreement=self.require_agreement,
+            trace_store=self.trace_db,
+            max_concurrency=self.max_concurrency,
+            batch_wait_ms=self.batch_wait_ms,
+        )

@@ -1,0 +1,26 @@
+"""GET /healthz (the process answers) and GET /readyz (models and index are loaded)."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter
+from fastapi.responses import JSONResponse
+
+from api.deps import ServicesDep
+from api.schemas import Health
+
+router = APIRouter(tags=["health"])
+
+
+@router.get("/healthz", response_model=Health)
+async def healthz(services: ServicesDep) -> Health:
+    """Liveness: the server is up (it may still be loading)."""
+    return Health(status="ok", ready=services.state == "ready", reason=services.reason)
+
+
+@router.get("/readyz", response_model=Health, responses={503: {"model": Health}})
+async def readyz(services: ServicesDep) -> JSONResponse:
+    """Readiness: 200 once models and index are loaded, else 503 with the reason."""
+    ready = services.state == "ready" and services.pipeline is not None
+    versions = dict(services.pipeline.context.versions) if services.pipeline else {}
+    body = Health(status=services.state, ready=ready, reason=services.reason, versions=versions)
+    return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)

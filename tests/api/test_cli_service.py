@@ -1,0 +1,167 @@
+"""``verifact verify`` on the pipeline fakes, and the help of the service commands."""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import graph.services
+from api.cli import main
+from graph.services import LoadedServices
+from graph.tracestore import TraceQuery
+from tests.api.helpers import CLAIM_0, CLAIM_2, one_error_line, run_cli
+from tests.pipeline_fakes import TEXT, OverlapSearcher, fake_context
+
+REFUTED_TEXT = "Unemployment never fell to 3.5 percent in 2019."
+
+
+class _Closer:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+@pytest.fixture
+def fake_services(store_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """`verifact verify` loads the fakes; the dict tells what was loaded and whether it was closed."""
+    seen: dict[str, Any] = {"searcher": OverlapSearcher(), "closer": _Closer(), "configs": []}
+
+    def load(config: Any) -> LoadedServices:
+        seen["configs"].append(config)
+        context = fake_context(store_path, searcher=seen["searcher"])
+        seen["store"] = context.trace_store
+        return LoadedServices(context, [seen["closer"]])
+
+    monkeypatch.setattr(graph.services, "load_services", load)
+    return seen
+
+
+def test_verify_prints_a_table_of_verdicts_and_closes_what_it_loaded(
+    capsys: pytest.CaptureFixture[str], fake_services: dict[str, Any]
+) -> None:
+    code, out, err = run_cli(capsys, "verify", TEXT, "--index-dir", "/somewhere/index")
+
+    assert code == 0 and err == ""
+    assert out.count("SUPPORTED") == 2
+    assert CLAIM_0 in out and CLAIM_2 in out and "cites: d1" in out and "cites: d2" in out
+    assert "4 sentences, 2 check-worthy, 2 checked: 2 supported, 0 refuted, 0 not enough info" in out
+    stored = fake_services["store"].list(TraceQuery())
+    assert [t.trace_id for t in stored.items] == [out.split("trace ")[-1].split()[0]]
+    assert fake_services["closer"].closed is True
+    assert fake_services["configs"][0].index_dir == "/somewhere/index"
+
+
+def test_verify_json_is_the_api_result_and_options_reach_the_pipeline(
+    capsys: pytest.CaptureFixture[str], fake_services: dict[str, Any]
+) -> None:
+    code, out, _ = run_cli(capsys, "verify", TEXT, "--json", "--top-k", "2", "--max-claims", "1", "--trace")
+    result = json.loads(out)
+
+    assert code == 0
+    assert [c["text"] for c in result["claims"]] == [CLAIM_0]
+    assert len(result["claims"][0]["evidence"]) == 2
+    assert result["trace"]["header"]["trace_id"] == result["trace_id"]
+    assert fake_services["searcher"].queries == [(CLAIM_0, 2)]
+
+
+def test_verify_shows_claim_errors_and_the_partial_status(
+    capsys: pytest.CaptureFixture[str], fake_services: dict[str, Any]
+) -> None:
+    fake_services["searcher"].fail = ConnectionError("index down")
+    code, out, _ = run_cli(capsys, "verify", TEXT)
+
+    assert code == 0
+    assert out.count("NOT ENOUGH INFO") == 2
+    assert out.count("error: ConnectionError: index down") == 2
+    assert "2 with errors" in out and "status partial" in out
+
+
+def test_verify_with_no_claim_says_so(
+    capsys: pytest.CaptureFixture[str], fake_services: dict[str, Any]
+) -> None:
+    code, out, _ = run_cli(capsys, "verify", "Thank you all. What a crowd!")
+
+    assert code == 0
+    assert out.startswith("no check-worthy claim among 2 sentence(s) (threshold 0.50)")
+
+
+def test_verify_reads_the_text_from_stdin_or_a_file(
+    capsys: pytest.CaptureFixture[str],
+    fake_services: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+) -> None:
+    monkeypatch.setattr("sys.stdin", io.StringIO(TEXT))
+    code, out, _ = run_cli(capsys, "verify", "-", "--json")
+    assert code == 0 and json.loads(out)["summary"]["supported"] == 2
+
+    path = tmp_path / "speech.txt"
+    path.write_text(REFUTED_TEXT, encoding="utf-8")
+    code, out, _ = run_cli(capsys, "verify", "--file", str(path), "--json")
+    assert code == 0 and [c["verdict"] for c in json.loads(out)["claims"]] == ["REFUTED"]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("argv", "stdin", "message"),
+    [
+        (["verify", "   "], None, "the text is empty"),
+        (["verify", "-"], io.StringIO("\n\n"), "the text is empty"),
+        (["verify"], _Terminal(""), "no text given"),
+        (["verify", "--file", "/no/such/file.txt"], None, "cannot read /no/such/file.txt"),
+        (["verify", TEXT, "--judge", "llm"], None, "no LLM endpoint is configured"),
+    ],
+)
+def test_verify_user_errors_exit_2_with_one_line(
+    capsys: pytest.CaptureFixture[str],
+    fake_services: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    argv: list[str],
+    stdin: io.StringIO | None,
+    message: str,
+) -> None:
+    if stdin is not None:
+        monkeypatch.setattr("sys.stdin", stdin)
+    code, out, err = run_cli(capsys, *argv)
+
+    assert code == 2 and out == ""
+    assert message in one_error_line(err)
+
+
+def test_verify_refuses_a_text_over_the_limit(
+    capsys: pytest.CaptureFixture[str], fake_services: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VERIFACT_MAX_TEXT_CHARS", "20")
+    code, _, err = run_cli(capsys, "verify", TEXT)
+
+    assert code == 2 and "the limit is 20" in one_error_line(err)
+    assert fake_services["configs"] == []  # refused before loading anything
+
+
+def test_verify_with_a_bad_option_names_it(
+    capsys: pytest.CaptureFixture[str], fake_services: dict[str, Any]
+) -> None:
+    code, _, err = run_cli(capsys, "verify", TEXT, "--top-k", "0")
+
+    line = one_error_line(err)
+    assert code == 2
+    assert "--top-k" in line and "greater than or equal to 1" in line
+
+
+@pytest.mark.parametrize("command", ["serve", "prepare", "verify", "traces"])
+def test_service_command_help_exits_0(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main([command, "--help"])
+
+    assert exit_info.value.code == 0
+    assert capsys.readouterr().out.startswith(f"usage: verifact {command}")
