@@ -1,0 +1,1 @@
+"""Tests of the Python SDK (sdk/verifact) against the real app, a real server and scripted transports."""
