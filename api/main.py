@@ -18,6 +18,26 @@ from graph.services import LoadedServices, package_version
 logger = logging.getLogger(__name__)
 
 
+def mount_docs(app: FastAPI) -> None:
+    """Swagger UI at /docs from the files of the swagger-ui-bundle package: works offline."""
+    from fastapi.openapi.docs import get_swagger_ui_html
+    from fastapi.responses import HTMLResponse
+    from fastapi.staticfiles import StaticFiles
+    from swagger_ui_bundle import swagger_ui_path
+
+    app.mount("/docs-static", StaticFiles(directory=swagger_ui_path), name="docs-static")
+
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url=app.openapi_url or "/openapi.json",
+            title="verifact API",
+            swagger_js_url="/docs-static/swagger-ui-bundle.js",
+            swagger_css_url="/docs-static/swagger-ui.css",
+            swagger_favicon_url="/docs-static/favicon-32x32.png",
+        )
+
+
 def create_app(settings: Settings | None = None, *, services: LoadedServices | None = None) -> FastAPI:
     """Build the app.
 
@@ -42,6 +62,8 @@ def create_app(settings: Settings | None = None, *, services: LoadedServices | N
         version=package_version(),
         summary="Find the check-worthy claims in a text, check them against your documents, and show why.",
         lifespan=lifespan,
+        docs_url=None,  # served below from local files: the default page loads Swagger from a CDN
+        redoc_url=None,
     )
     app.state.services = app_services
     install_error_handlers(app)
@@ -50,4 +72,5 @@ def create_app(settings: Settings | None = None, *, services: LoadedServices | N
 
     for module in (verify, predict, traces, documents, health):
         app.include_router(module.router)
+    mount_docs(app)
     return app
