@@ -23,7 +23,7 @@ COPY api ./api
 COPY configs ./configs
 # The project itself, not a package from an index: its own pyproject pins the floors.
 # hadolint ignore=DL3013
-RUN pip install ".[train,onnx]" && mkdir -p /app/runs && chown 10001:10001 /app/runs
+RUN pip install ".[train,onnx,otel]" && mkdir -p /app/runs && chown 10001:10001 /app/runs
 
 USER 10001:10001
 # Models, the index and traces live here; mount a volume to keep them across containers.

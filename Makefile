@@ -8,7 +8,7 @@ TORCH  ?= torch==2.13.0
 # (CI runs them). It has no wheel here: pip compiles llama.cpp from source, about 5 minutes on 2 cores.
 EXTRAS ?= train,onnx,llm,dev
 # What `make run` needs: training (first run) and ONNX (fast serving); no compiler, no test tools.
-RUN_EXTRAS := train,onnx
+RUN_EXTRAS := train,onnx,otel
 comma := ,
 STAMP = $(VENV)/.installed-$(subst $(comma),-,$(EXTRAS))
 

@@ -46,6 +46,10 @@ class Settings(BaseSettings):
     max_predict_sentences: int = Field(default=256, ge=1)
     max_documents: int = Field(default=1000, ge=1)
     """Documents per POST /documents."""
+    otlp_endpoint: str | None = None
+    """Export every run as OpenTelemetry spans (GenAI conventions) to this OTLP/HTTP traces URL,
+    e.g. http://127.0.0.1:4318/v1/traces (Jaeger, Phoenix, Langfuse); needs the otel extra."""
+    otlp_capture_content: bool = False
     max_concurrency: int = Field(default=8, ge=1, le=256)
     batch_wait_ms: float = Field(default=2.0, ge=0.0, le=100.0)
 
@@ -75,6 +79,8 @@ class Settings(BaseSettings):
             llm=self.llm(),
             require_agreement=self.require_agreement,
             trace_store=self.trace_db,
+            otlp_endpoint=self.otlp_endpoint,
+            otlp_capture_content=self.otlp_capture_content,
             max_concurrency=self.max_concurrency,
             batch_wait_ms=self.batch_wait_ms,
         )

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from graph.judges import Judge
+from graph.otel import TraceSink
 from graph.report import EvidenceHit, JudgeChoice
 from graph.splitter import SentenceSplitter
 from graph.tracestore import TraceStore
@@ -56,6 +57,8 @@ class Context:
     """"nli" always; "llm" when an endpoint is configured (with the NLI second opinion)."""
     trace_store: TraceStore | None = None
     """Where report stores the trace; None keeps traces in the response only."""
+    trace_sinks: tuple[TraceSink, ...] = ()
+    """Where finished runs are exported besides the store (OpenTelemetry)."""
     versions: Mapping[str, Any] = field(default_factory=dict)
     """Package, model, index and prompt versions, copied into every trace header."""
     max_concurrency: int = 8

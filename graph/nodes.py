@@ -231,6 +231,15 @@ def summarise(sentences: list[ScoredSentence], claims: list[ClaimResult]) -> Sum
     )
 
 
+def export_trace(ctx: Context, trace: RunTrace) -> None:
+    """Hand a finished run to every trace sink; a failing sink is logged, never raised."""
+    for sink in ctx.trace_sinks:
+        try:
+            sink.export(trace)
+        except Exception as exc:  # telemetry must not cost the answer
+            logger.error("exporting trace %s failed: %s", trace.header.trace_id, describe_error(exc))
+
+
 def trace_path(events: list[TraceEvent]) -> list[str]:
     """The nodes a run passed through, in first-visit order."""
     return list(dict.fromkeys(e.node for e in events))
@@ -280,6 +289,7 @@ async def report(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
             stored = True
         except Exception as exc:  # the answer is worth more than its record; the failure is logged
             logger.error("trace %s was not stored: %s", state.trace_id, describe_error(exc))
+    await asyncio.to_thread(export_trace, ctx, trace)
     result = VerifyResult(
         trace_id=state.trace_id,
         status=status,

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from graph.builder import build_graph
 from graph.context import Context
 from graph.judges import describe_error
-from graph.nodes import trace_path
+from graph.nodes import export_trace, trace_path
 from graph.report import RunHeader, RunTrace, Summary, TraceEvent, VerifyOptions, VerifyResult
 from graph.state import InputState
 
@@ -118,8 +118,6 @@ class Pipeline:
         yield result
 
     def _store_failure(self, state: InputState, events: list[TraceEvent], error: str) -> None:
-        if self.context.trace_store is None:
-            return
         finished = datetime.now(UTC)
         header = RunHeader(
             trace_id=state.trace_id,
@@ -138,6 +136,9 @@ class Pipeline:
         trace = RunTrace(
             header=header, text=state.text, summary=empty, events=events, path=trace_path(events)
         )
+        export_trace(self.context, trace)
+        if self.context.trace_store is None:
+            return
         try:
             self.context.trace_store.save(trace)
         except Exception as exc:  # already failing; the store's failure is logged, not raised over it

@@ -21,6 +21,7 @@ from graph.context import Context, SentenceScore
 from graph.judges import Judge
 from graph.llm_settings import LLMSettings
 from graph.nli_model import NLISettings, PairScorer
+from graph.otel import TraceSink
 from graph.report import EvidenceHit
 
 logger = logging.getLogger(__name__)
@@ -48,6 +49,10 @@ class PipelineConfig(BaseModel):
     """With an LLM: answer NOT_ENOUGH_INFO unless the NLI second opinion agrees."""
     trace_store: str | None = "runs/traces.db"
     """A SQLite file path or any SQLAlchemy URL; None keeps no traces."""
+    otlp_endpoint: str | None = None
+    """Export every run as OpenTelemetry spans to this OTLP/HTTP endpoint (needs the otel extra)."""
+    otlp_capture_content: bool = False
+    """Put prompts, replies, claims and passages on the spans too."""
     max_concurrency: int = Field(default=8, ge=1, le=256)
     """Per-claim steps running at once within one run."""
     batch_wait_ms: float = Field(default=2.0, ge=0.0, le=100.0)
@@ -290,8 +295,16 @@ def _load(config: PipelineConfig, closers: list[Any]) -> LoadedServices:
         "prompt": {"version": PROMPT_VERSION, "hash": PROMPT_HASH},
         "llm": config.llm.model_dump(mode="json") if config.llm else None,
     }
+    sinks: list[TraceSink] = []
+    if config.otlp_endpoint:
+        from graph.otel import otlp_exporter
+
+        exporter = otlp_exporter(config.otlp_endpoint, capture_content=config.otlp_capture_content)
+        closers.append(exporter)
+        sinks.append(exporter)
     context = Context(
         splitter=PysbdSplitter(),
+        trace_sinks=tuple(sinks),
         scorer=scorer,
         searcher=searcher,
         judges=judges,
