@@ -67,7 +67,11 @@ def cmd_serve(ns: argparse.Namespace) -> int:
             raise ServiceCliError(str(exc)) from exc
     quiet_model_loading()
     base = f"http://{settings.host}:{settings.port}"
-    print(f"verifact: serving on {base}\n  API docs: {base}/docs\n  readiness: {base}/readyz", flush=True)
+    print(
+        f"verifact: serving on {base}\n  viewer:    {base}/viewer\n  API docs:  {base}/docs\n"
+        f"  readiness: {base}/readyz",
+        flush=True,
+    )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=ns.log_level)
     return 0
 

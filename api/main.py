@@ -11,7 +11,8 @@ from fastapi import FastAPI
 from api.config import Settings
 from api.errors import install_error_handlers
 from api.limits import BodyLimitMiddleware
-from api.routes import documents, health, predict, traces, verify
+from api.routes import documents, health, predict, traces, verify, viewer
+from api.security import SecurityHeadersMiddleware
 from api.services import AppServices
 from graph.services import LoadedServices, package_version
 
@@ -19,13 +20,18 @@ logger = logging.getLogger(__name__)
 
 
 def mount_docs(app: FastAPI) -> None:
-    """Swagger UI at /docs from the files of the swagger-ui-bundle package: works offline."""
+    """Swagger UI at /docs from local files (the fastapi-swagger package's Swagger UI 5): works offline.
+
+    Swagger UI 5 renders the OpenAPI 3.1 documents FastAPI writes; only its static files are used.
+    """
+    from importlib.resources import files
+
     from fastapi.openapi.docs import get_swagger_ui_html
     from fastapi.responses import HTMLResponse
     from fastapi.staticfiles import StaticFiles
-    from swagger_ui_bundle import swagger_ui_path
 
-    app.mount("/docs-static", StaticFiles(directory=swagger_ui_path), name="docs-static")
+    assets = files("fastapi_swagger") / "resources"
+    app.mount("/docs-static", StaticFiles(directory=str(assets)), name="docs-static")
 
     @app.get("/docs", include_in_schema=False)
     async def docs() -> HTMLResponse:
@@ -69,8 +75,10 @@ def create_app(settings: Settings | None = None, *, services: LoadedServices | N
     install_error_handlers(app)
 
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(SecurityHeadersMiddleware)  # outermost: 413s get the headers too
 
-    for module in (verify, predict, traces, documents, health):
+    for module in (verify, predict, traces, documents, health, viewer):
         app.include_router(module.router)
+    viewer.mount_static(app)
     mount_docs(app)
     return app
