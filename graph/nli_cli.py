@@ -1,4 +1,4 @@
-"""The NLI verifier's commands: ``verifact data nli``, ``verifact nli tune``, ``verifact nli evaluate``.
+"""The NLI verifier's commands: ``verifact data nli|verifier``, ``verifact nli tune|evaluate``.
 
 The ``verifact`` entry point registers them with what it read from the environment
 (`NLICliDefaults`); nothing here reads the environment itself.
@@ -57,6 +57,45 @@ def cmd_data_nli(ns: argparse.Namespace) -> int:
     _echo(
         f"held-out claims: {report['leakage']['test_claims']} test claims, none in train or dev "
         f"({dropped} train/dev rows dropped for sharing a test claim)"
+    )
+    return 0
+
+
+def cmd_data_verifier(ns: argparse.Namespace) -> int:
+    """Build the verifier's training set: NLI pairs, WiCE dev, counterfactuals, NEI negatives."""
+    from graph.verifier_data import VerifierDataConfig, build_verifier_data
+    from graph.verifier_negatives import open_retriever
+
+    cfg = VerifierDataConfig(
+        seed=ns.seed,
+        refuted_ratio=ns.refuted_ratio if ns.refuted_ratio >= 0 else None,
+        max_label_share=ns.max_label_share,
+        hard_per_claim=ns.hard_per_claim,
+        easy_per_claim=ns.easy_per_claim,
+        wice_partial=ns.wice_partial,
+    )
+    cfg.check()
+    hard = bool(ns.index) and not ns.no_hard_negatives
+    report = build_verifier_data(ns.data_dir, ns.out, cfg, open_retriever(ns.index) if hard else None)
+    train = report["train"]
+    _echo(f"verifier data from {ns.data_dir} written to {ns.out} (report.json has every count)")
+    if not hard:
+        _echo("hard negatives: skipped (" + ("--no-hard-negatives" if ns.index else "no --index") + ")")
+    _echo(f"{'train.tsv':<18} {'SUPPORTED':>9} {'REFUTED':>9} {'NEI':>9} {'total':>7}")
+    for src, c in [*train["by_source"].items(), ("all", train["by_label"])]:
+        sup, ref, nei = c["SUPPORTED"], c["REFUTED"], c["NOT_ENOUGH_INFO"]
+        _echo(f"{src:<18} {sup:>9} {ref:>9} {nei:>9} {sup + ref + nei:>7}")
+    _echo("shares: " + ", ".join(f"{k} {v:.1%}" for k, v in train["label_shares"].items()))
+    _echo(f"{'edit':<18} {'tried':>9} {'passed':>9} {'written':>9}  dropped")
+    for kind, e in report["augmentation"].items():
+        dropped = ", ".join(f"{r} {n}" for r, n in e["dropped"].items()) or "-"
+        _echo(f"{kind:<18} {e['tried']:>9} {e['passed']:>9} {e['written']:>9}  {dropped}")
+    _echo("NEI by kind: " + ", ".join(f"{k} {v}" for k, v in report["not_enough_info"].items()))
+    removed = {r: sum(by.values()) for r, by in report["removed"].items()}
+    _echo("removed: " + (", ".join(f"{r} {n}" for r, n in removed.items()) or "none"))
+    _echo(
+        f"dev.tsv: {report['dev']['rows']} rows, as 'verifact data nli' writes it; "
+        f"{report['leakage']['test_claims']} test claims, none in train or dev"
     )
     return 0
 
@@ -139,7 +178,7 @@ def cmd_nli_evaluate(ns: argparse.Namespace) -> int:
 
 
 def add_data_parser(subparsers: Any, defaults: NLICliDefaults) -> None:
-    """Register ``verifact data nli``."""
+    """Register ``verifact data nli`` and ``verifact data verifier``."""
     p = subparsers.add_parser("data", help="build derived data sets")
     sub = p.add_subparsers(dest="data_command", required=True)
     p = sub.add_parser("nli", help="NLI verifier pairs and claims from Climate-FEVER and COVID-Fact")
@@ -152,6 +191,37 @@ def add_data_parser(subparsers: Any, defaults: NLICliDefaults) -> None:
         help="COVID-Fact pairs: the claim with its evidence joined (official RTE form), or one per sentence",
     )
     p.set_defaults(func=cmd_data_nli)
+
+    p = sub.add_parser(
+        "verifier", help="verifier training set: NLI pairs + WiCE dev, counterfactuals, negatives"
+    )
+    p.add_argument("--data-dir", default=defaults.data_dir, help="shared data folder (default: %(default)s)")
+    p.add_argument("--out", default="runs/verifier-data", help="output folder (default: %(default)s)")
+    p.add_argument("--index", help="evidence index for hard negatives (none: hard negatives are skipped)")
+    p.add_argument("--no-hard-negatives", action="store_true", help="skip hard negatives even with --index")
+    p.add_argument(
+        "--refuted-ratio",
+        type=float,
+        default=1.0,
+        help="per source, edits stop at this many REFUTED per SUPPORTED row; negative: no cap "
+        "(default: %(default)s)",
+    )
+    p.add_argument(
+        "--max-label-share",
+        type=float,
+        default=0.5,
+        help="down-sample any label above this share, generated rows first; 1: off (default: %(default)s)",
+    )
+    p.add_argument("--hard-per-claim", type=int, default=1, help="retrieved negatives per claim (default: 1)")
+    p.add_argument("--easy-per-claim", type=int, default=1, help="random negatives per claim (default: 1)")
+    p.add_argument(
+        "--wice-partial",
+        default="nei",
+        choices=["nei", "drop"],
+        help="WiCE partially_supported claims with their supporting set: NOT_ENOUGH_INFO, or left out",
+    )
+    p.add_argument("--seed", type=int, default=13, help="random seed (default: %(default)s)")
+    p.set_defaults(func=cmd_data_verifier)
 
 
 def _model_args(p: argparse.ArgumentParser, defaults: NLICliDefaults) -> None:
