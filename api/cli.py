@@ -217,7 +217,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; user errors print one line and exit 2, never a stack trace."""
     ns = build_parser().parse_args(argv)
-    level = logging.INFO if ns.verbose or ns.command == "train" else logging.WARNING
+    level = logging.INFO if ns.verbose or ns.command in ("train", "serve", "prepare") else logging.WARNING
     # The handler holds the level too: bm25s sets its own logger to DEBUG when imported.
     handler = logging.StreamHandler()
     handler.setLevel(level)
