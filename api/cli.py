@@ -222,6 +222,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     handler = logging.StreamHandler()
     handler.setLevel(level)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", handlers=[handler])
+    # faiss reports each CPU-specific build it fails to find at INFO; only the outcome matters.
+    logging.getLogger("faiss.loader").setLevel(logging.WARNING)
     from api.cli_service import ServiceCliError
     from classifier.errors import ClassifierError
     from graph.context import JudgeUnavailableError
