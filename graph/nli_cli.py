@@ -126,7 +126,7 @@ def _in_data(folder: str, name: str) -> str:
 
 
 def cmd_nli_tune(ns: argparse.Namespace) -> int:
-    """Fit the temperature and the aggregation rule on dev, and save them beside the model."""
+    """Fit the temperature, the aggregation rule and the learned aggregator on dev; save them by the model."""
     from graph.nli_judge import PARAMS_FILE, save_params
     from graph.nli_model import PairModel
     from graph.nli_tune import tune_judge
@@ -134,7 +134,8 @@ def cmd_nli_tune(ns: argparse.Namespace) -> int:
     _quiet_transformers()
     settings = _settings(ns)
     model = PairModel.load(settings)
-    params = tune_judge(model, _in_data(ns.nli_data, ns.pairs), [_in_data(ns.nli_data, c) for c in ns.claims])
+    claims_files = [_in_data(ns.nli_data, c) for c in ns.claims]
+    params = tune_judge(model, _in_data(ns.nli_data, ns.pairs), claims_files, aggregator=ns.aggregator)
     out = Path(ns.out) if ns.out else Path(settings.model) / PARAMS_FILE
     save_params(params, out)
     pairs, claims, rule = params.dev_metrics["pairs"], params.dev_metrics["claims"], params.rule
@@ -147,8 +148,18 @@ def cmd_nli_tune(ns: argparse.Namespace) -> int:
         f"rule {rule.name}: t_sup {rule.t_sup:.2f}, t_ref {rule.t_ref:.2f}, margin {rule.margin:.2f}; "
         f"dev claims (n={claims['n']}): macro-F1 {claims['macro_f1']:.4f}, "
         f"accuracy {claims['accuracy']:.4f}, ECE {claims['ece']:.4f}, "
-        f"majority {claims['majority_accuracy']:.4f}"
+        f"majority {claims['majority_accuracy']:.4f} (in-sample: the rule was tuned on these claims)"
     )
+    comparison = params.dev_metrics["aggregation"]
+    for name, cv in comparison.get("cross_validated", {}).items():
+        _echo(
+            f"{name} aggregator, {comparison['folds']}-fold cross-validated on dev: "
+            f"macro-F1 {cv['macro_f1']:.4f}, accuracy {cv['accuracy']:.4f}, ECE {cv['ece']:.4f}"
+        )
+    if "skipped" in comparison:
+        _echo(f"learned aggregator skipped: {comparison['skipped']}")
+    chosen = f"{params.aggregator_name} (C {params.aggregator.C:g})" if params.aggregator else rule.name
+    _echo(f"aggregator: {comparison['chosen']} -> {chosen} (asked for {comparison['requested']})")
     return 0
 
 
@@ -263,6 +274,14 @@ def add_nli_parser(subparsers: Any, defaults: NLICliDefaults) -> None:
         nargs="+",
         default=["cf_claims_dev.jsonl", "covid_claims_dev.jsonl"],
         help="dev claim files for the rule (default: %(default)s)",
+    )
+    p.add_argument(
+        "--aggregator",
+        default="best",
+        choices=["rule", "learned", "best"],
+        help="what turns passage probabilities into a verdict: the hand rule, the logistic regression "
+        "fitted on dev claims, or the one with the higher cross-validated dev macro-F1 "
+        "(default: %(default)s)",
     )
     p.add_argument("--out", help="settings file to write (default: MODEL/nli_judge.json)")
     p.set_defaults(func=cmd_nli_tune)

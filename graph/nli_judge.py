@@ -3,7 +3,8 @@
 No key and no server: the embedded default. Per call, every (claim, passage) pair goes through the
 model in one batched call, run in a worker thread so the event loop stays free; the logits are
 divided by the temperature fitted on dev, and the rule of `graph.nli_rule` (thresholds tuned on dev
-claims) decides. Temperature and rule live in ``nli_judge.json`` beside the model (`NLIJudgeParams`,
+claims) decides, or the learned aggregator of `graph.nli_aggregator` when the settings hold one.
+Temperature, rule and aggregator live in ``nli_judge.json`` beside the model (`NLIJudgeParams`,
 written by `graph.nli_tune.tune_judge`); without one the judge runs untuned (temperature 1,
 thresholds 0.5, margin 0) and says so in every trace.
 """
@@ -21,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from classifier.metrics import FloatArray
 from graph.errors import VerifierError
 from graph.judges import EMPTY_CLAIM_REASON, NO_EVIDENCE_REASON, abstain, describe_error
+from graph.nli_aggregator import LearnedAggregator, decide_learned
 from graph.nli_calibration import verdict_probabilities
 from graph.nli_model import NLISettings, PairModel, PairScorer
 from graph.nli_records import evidence_text
@@ -41,7 +43,9 @@ class NLIJudgeParams(BaseModel):
     temperature: float = Field(default=1.0, gt=0.0)
     """Every logit is divided by it before the softmax; fitted on dev pairs."""
     rule: AggregationRule = Field(default_factory=AggregationRule)
-    """The claim-level rule and its parameters, tuned on dev claims."""
+    """The claim-level rule and its parameters, tuned on dev claims; decides when `aggregator` is None."""
+    aggregator: LearnedAggregator | None = None
+    """The learned claim-level aggregator fitted on dev claims; None: the rule decides."""
     tuned: bool = False
     """True when temperature and rule were fitted on dev; False for the defaults."""
     model_hash: str = ""
@@ -49,7 +53,36 @@ class NLIJudgeParams(BaseModel):
     fitted_on: dict[str, Any] = Field(default_factory=dict)
     """Which files and how many pairs and claims the fit used."""
     dev_metrics: dict[str, Any] = Field(default_factory=dict)
-    """NLL and ECE before and after scaling, and the rule's claim-level scores, on dev."""
+    """NLL and ECE before and after scaling, the rule's claim-level scores, and the aggregator choice."""
+
+    @property
+    def aggregator_name(self) -> str:
+        """The name of what turns passage probabilities into a verdict: the aggregator's, else the rule's."""
+        return self.aggregator.name if self.aggregator else self.rule.name
+
+
+def decide_claim(
+    params: NLIJudgeParams,
+    probs: FloatArray,
+    claim: str = "",
+    texts: Sequence[str] | None = None,
+    scores: Sequence[float | None] | None = None,
+) -> tuple[Decision, dict[str, Any]]:
+    """The claim-level decision under `params`, and what the trace records about how it was made.
+
+    The learned aggregator decides when `params` holds one, the rule otherwise.
+
+    Args:
+        params: The judge's settings.
+        probs: Calibrated per-passage probabilities, shape (passages, 3) in `LABELS` order.
+        claim: The claim text (the learned aggregator's consistency cues read it).
+        texts: The passage texts as the model saw them; None: the aggregator's text cues are 0.
+        scores: Retrieval scores per passage, if any.
+    """
+    if params.aggregator is None:
+        return aggregate(probs, params.rule), {"aggregator": params.rule.name}
+    decision, features = decide_learned(params.aggregator, probs, claim, texts, scores, params.rule)
+    return decision, {"aggregator": params.aggregator.name, "features": features}
 
 
 def load_params(path: str | Path) -> NLIJudgeParams:
@@ -83,7 +116,7 @@ class NLIJudge:
 
         Args:
             scorer: The pair model (`PairModel`, or any `PairScorer`).
-            params: Temperature and rule; None for the untuned defaults.
+            params: Temperature, rule and aggregator; None for the untuned defaults.
             name: The judge's name in verdicts and traces.
             params_file: Where `params` came from, for traces.
         """
@@ -133,9 +166,22 @@ class NLIJudge:
         logits = self._scorer.log_probs([claim] * len(texts), texts)
         return verdict_probabilities(logits, self._scorer.matrix, self._params.temperature)
 
-    def decide(self, probs: FloatArray) -> Decision:
-        """The claim-level decision of the configured rule on calibrated per-passage probabilities."""
-        return aggregate(probs, self._params.rule)
+    def decide(
+        self, probs: FloatArray, claim: str = "", passages: Sequence[EvidencePassage] | None = None
+    ) -> Decision:
+        """The claim-level decision on calibrated per-passage probabilities (see `decide_claim`).
+
+        The learned aggregator reads the claim and the passages too; without `passages` its text
+        cues are 0 and its decision may differ from the one `judge` gives.
+        """
+        return self._decide(probs, claim, passages)[0]
+
+    def _decide(
+        self, probs: FloatArray, claim: str, passages: Sequence[EvidencePassage] | None
+    ) -> tuple[Decision, dict[str, Any]]:
+        texts = None if passages is None else [evidence_text(p.title, p.text) for p in passages]
+        scores = None if passages is None else [p.score for p in passages]
+        return decide_claim(self._params, probs, claim, texts, scores)
 
     async def judge(self, claim: str, evidence: Sequence[EvidencePassage]) -> Judgement:
         """Judge `claim` against `evidence`; see `graph.judges.Judge`. Never raises an `Exception`."""
@@ -153,7 +199,9 @@ class NLIJudge:
                 verdict = abstain(self._name, NO_EVIDENCE_REASON)
             else:
                 probs = await asyncio.to_thread(self.probabilities, claim, passages)
-                verdict = self._verdict(self.decide(probs), probs, passages, details)
+                decision, how = self._decide(probs, claim, passages)
+                details.update(how)
+                verdict = self._verdict(decision, probs, passages, details)
         except Exception as exc:  # the judge's boundary: every failure becomes a recorded abstention
             errors = (describe_error(exc),)
             verdict = abstain(self._name, "the NLI model failed", error=describe_error(exc))
@@ -172,6 +220,7 @@ class NLIJudge:
             **self._model,
             "temperature": self._params.temperature,
             "rule": self._params.rule.model_dump(),
+            "aggregator": self._params.aggregator_name,
             "tuned": self._params.tuned,
             "params_file": self._params_file,
             "warnings": list(self._warnings),
