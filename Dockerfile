@@ -1,4 +1,8 @@
-# verifact on CPU: docker build -t verifact . && docker run -p 8000:8000 -v /path/to/shared/data:/data:ro verifact
+# verifact on CPU: docker build -t verifact . && docker run -p 8000:8000 -e VERIFACT_API_KEYS=me:<key>
+#   -v /path/to/shared/data:/data:ro verifact
+# It listens on 0.0.0.0, so it needs API keys (VERIFACT_API_KEYS, or VERIFACT_API_KEY_FILE with a mounted
+# file): without them `verifact serve` refuses to start, unless VERIFACT_ALLOW_OPEN=true says that an
+# open server is meant (behind a gateway that checks callers, say).
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

@@ -56,10 +56,15 @@ def cmd_serve(ns: argparse.Namespace) -> int:
     """Run the HTTP server (after preparing, with --prepare)."""
     import uvicorn
 
+    from api.access import AccessConfigError, serve_note
     from api.main import create_app
     from api.prepare import PrepareError, prepare
 
     settings = _settings(ns)
+    try:  # before preparing, which may take minutes: a refused start should say so at once
+        access = serve_note(settings)
+    except AccessConfigError as exc:
+        raise ServiceCliError(str(exc)) from exc
     if ns.prepare:
         try:
             settings = prepare(settings)
@@ -69,7 +74,7 @@ def cmd_serve(ns: argparse.Namespace) -> int:
     base = f"http://{settings.host}:{settings.port}"
     print(
         f"verifact: serving on {base}\n  viewer:    {base}/viewer\n  API docs:  {base}/docs\n"
-        f"  readiness: {base}/readyz",
+        f"  readiness: {base}/readyz\n  {access}",
         flush=True,
     )
     uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=ns.log_level)

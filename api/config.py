@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from graph.llm_settings import LLMSettings
-from graph.nli_model import NLISettings
-from graph.services import PipelineConfig
+from graph.report import MAX_CLAIMS, MAX_TOP_K
+
+if TYPE_CHECKING:  # LangGraph, numpy and the models load when a pipeline is built, not to read settings
+    from graph.pipeline import RunLimits
+    from graph.services import PipelineConfig
 
 
 class Settings(BaseSettings):
@@ -53,6 +56,37 @@ class Settings(BaseSettings):
     max_concurrency: int = Field(default=8, ge=1, le=256)
     batch_wait_ms: float = Field(default=2.0, ge=0.0, le=100.0)
 
+    api_keys: SecretStr = SecretStr("")
+    """Comma-separated API keys, each ``name:key`` or a bare key; none here or in the file: keys are off."""
+    api_key_file: str | None = None
+    """A file of API keys, one a line: ``name:key`` or ``name:key:admin``; ``#`` starts a comment."""
+    admin_keys: SecretStr = SecretStr("")
+    """Comma-separated names (or keys) of the keys that may add documents."""
+    allow_open: bool = False
+    """Let a server without API keys listen on an address other than loopback."""
+    cors_origins: str = ""
+    """Comma-separated origins that browsers may call the API from; empty: no cross-origin calls."""
+    max_sentences: int = Field(default=200, ge=1)
+    """Sentences a text may split into; more get 413 and a stored partial trace."""
+    max_claims_cap: int = Field(default=MAX_CLAIMS, ge=1, le=MAX_CLAIMS)
+    """The largest ``max_claims`` a request may ask for; more get 422."""
+    max_top_k: int = Field(default=MAX_TOP_K, ge=1, le=MAX_TOP_K)
+    """The largest ``top_k`` a request may ask for; more get 422."""
+    max_concurrent_per_key: int = Field(default=4, ge=1)
+    """Requests one API key (or, with keys off, one client address) may have running; more get 429."""
+    request_timeout_s: float = Field(default=60.0, gt=0)
+    """Seconds a verification run may take; past it the answer is 503 and the partial trace is stored."""
+
+    def cors_origin_list(self) -> list[str]:
+        """The CORS origins, one per comma-separated entry."""
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
+
+    def run_limits(self) -> RunLimits:
+        """What the pipeline allows one run."""
+        from graph.pipeline import RunLimits
+
+        return RunLimits(max_sentences=self.max_sentences, timeout_s=self.request_timeout_s)
+
     def llm(self) -> LLMSettings | None:
         """The LLM judge's settings, when an endpoint is configured."""
         if not self.llm_model and not self.llm_base_url:
@@ -71,6 +105,9 @@ class Settings(BaseSettings):
 
     def pipeline(self) -> PipelineConfig:
         """The pipeline's configuration."""
+        from graph.nli_model import NLISettings
+        from graph.services import PipelineConfig
+
         return PipelineConfig(
             classifier_dir=self.classifier_dir,
             index_dir=self.index_dir,

@@ -13,12 +13,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from api.schemas import ErrorBody, ErrorResponse
 from graph.context import JudgeUnavailableError
 from graph.errors import TraceCursorError, TraceStoreError
-from graph.pipeline import PipelineError
+from graph.pipeline import PipelineError, RunDeadlineError, RunLimitError
 
 logger = logging.getLogger(__name__)
 
 _CODES = {
     400: "bad_request",
+    401: "unauthorized",
+    403: "forbidden",
     404: "not_found",
     405: "method_not_allowed",
     413: "too_large",
@@ -39,6 +41,7 @@ class APIError(Exception):
         code: str | None = None,
         headers: dict[str, str] | None = None,
         trace_id: str | None = None,
+        details: list[dict[str, Any]] | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -46,6 +49,7 @@ class APIError(Exception):
         self.message = message
         self.headers = headers
         self.trace_id = trace_id
+        self.details = details
 
 
 def error_response(
@@ -62,6 +66,15 @@ def error_response(
         error=ErrorBody(code=code, message=message, details=details or [], trace_id=trace_id)
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=status, headers=headers)
+
+
+def pipeline_error_status(exc: PipelineError) -> tuple[int, str]:
+    """The HTTP status and error code of a run that did not finish."""
+    if isinstance(exc, RunLimitError):
+        return 413, "too_large"
+    if isinstance(exc, RunDeadlineError):
+        return 503, "deadline_exceeded"
+    return 503, "unavailable"
 
 
 def _clean(errors: list[Any]) -> list[dict[str, Any]]:
@@ -81,7 +94,9 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(APIError)
     async def _api(_: Request, exc: APIError) -> JSONResponse:
-        return error_response(exc.status, exc.code, exc.message, headers=exc.headers, trace_id=exc.trace_id)
+        return error_response(
+            exc.status, exc.code, exc.message, details=exc.details, headers=exc.headers, trace_id=exc.trace_id
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
@@ -118,13 +133,10 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(PipelineError)
     async def _pipeline(_: Request, exc: PipelineError) -> JSONResponse:
-        return error_response(
-            503,
-            "unavailable",
-            str(exc),
-            headers={"Retry-After": "5"},
-            trace_id=exc.trace_id,
-        )
+        status, code = pipeline_error_status(exc)
+        # A limit or a deadline will stop the same request again; a failed dependency may recover.
+        headers = None if isinstance(exc, RunLimitError | RunDeadlineError) else {"Retry-After": "5"}
+        return error_response(status, code, str(exc), headers=headers, trace_id=exc.trace_id)
 
     @app.exception_handler(Exception)
     async def _unexpected(_: Request, exc: Exception) -> JSONResponse:

@@ -1,11 +1,58 @@
-"""A request-body size limit enforced as the bytes arrive, with or without a Content-Length."""
+"""Request limits: body size as the bytes arrive, and concurrent requests per caller."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from api.errors import APIError
+
+RETRY_AFTER_S = 1
+"""What a 429 asks the client to wait: a verification takes about that long."""
+
+
+class ConcurrencyLimiter:
+    """Counts each caller's running requests; one past the limit is refused with 429 and Retry-After.
+
+    Used from the event loop only (async dependencies), so the counts need no lock.
+    """
+
+    def __init__(self, per_caller: int) -> None:
+        """Allow ``per_caller`` requests at once per caller."""
+        self.per_caller = per_caller
+        self._active: dict[str, int] = {}
+
+    def active(self, caller: str) -> int:
+        """How many requests ``caller`` has running."""
+        return self._active.get(caller, 0)
+
+    @contextmanager
+    def hold(self, caller: str) -> Iterator[None]:
+        """Count a request of ``caller`` while the block runs.
+
+        Raises:
+            APIError: 429, the caller already has `per_caller` requests running.
+        """
+        running = self._active.get(caller, 0)
+        if running >= self.per_caller:
+            raise APIError(
+                429,
+                f"{running} requests of this caller are running; the limit is {self.per_caller} at once",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+        self._active[caller] = running + 1
+        try:
+            yield
+        finally:
+            left = self._active[caller] - 1
+            if left:
+                self._active[caller] = left
+            else:
+                del self._active[caller]  # no entry per caller that ever came: the dict stays small
 
 
 class BodyLimitMiddleware:

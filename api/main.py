@@ -7,10 +7,13 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.cors import CORSMiddleware
+from starlette.types import ASGIApp
 
+from api.access import KeyRing
 from api.config import Settings
 from api.errors import install_error_handlers
-from api.limits import BodyLimitMiddleware
+from api.limits import BodyLimitMiddleware, ConcurrencyLimiter
 from api.routes import documents, health, predict, traces, verify, viewer
 from api.security import SecurityHeadersMiddleware
 from api.services import AppServices
@@ -44,6 +47,14 @@ def mount_docs(app: FastAPI) -> None:
         )
 
 
+class _App(FastAPI):
+    """FastAPI with the security headers outside even Starlette's error middleware, so 500s get them."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        """Starlette's stack (its error middleware outermost), wrapped in the security headers."""
+        return SecurityHeadersMiddleware(super().build_middleware_stack())
+
+
 def create_app(settings: Settings | None = None, *, services: LoadedServices | None = None) -> FastAPI:
     """Build the app.
 
@@ -51,8 +62,12 @@ def create_app(settings: Settings | None = None, *, services: LoadedServices | N
         settings: The server's settings; None reads ``VERIFACT_*`` from the environment.
         services: Already loaded services (tests, embedding); None loads them from ``settings`` in
             the background at start, answering 503 until they are ready.
+
+    Raises:
+        AccessConfigError: the API key settings cannot be used.
     """
     settings = settings or Settings()
+    keyring = KeyRing.from_settings(settings)  # first: a bad key setting stops the start, not a request
     app_services = AppServices(settings, services)
 
     @asynccontextmanager
@@ -63,7 +78,7 @@ def create_app(settings: Settings | None = None, *, services: LoadedServices | N
         finally:
             await app_services.stop()
 
-    app = FastAPI(
+    app = _App(
         title="verifact",
         version=package_version(),
         summary="Find the check-worthy claims in a text, check them against your documents, and show why.",
@@ -72,10 +87,20 @@ def create_app(settings: Settings | None = None, *, services: LoadedServices | N
         redoc_url=None,
     )
     app.state.services = app_services
+    app.state.keyring = keyring
+    app.state.limiter = ConcurrencyLimiter(settings.max_concurrent_per_key)
     install_error_handlers(app)
 
+    # The last added runs first: CORS headers on 413s too. The security headers wrap them all (`_App`).
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
-    app.add_middleware(SecurityHeadersMiddleware)  # outermost: 413s get the headers too
+    if origins := settings.cors_origin_list():  # closed unless configured: no CORS headers at all
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type"],
+            max_age=600,
+        )
 
     for module in (verify, predict, traces, documents, health, viewer):
         app.include_router(module.router)

@@ -22,11 +22,15 @@ class AppServices:
         """With ``loaded`` the app is ready at once; without, `start` loads from ``settings``."""
         self.settings = settings
         self.loaded = loaded
-        self.pipeline: Pipeline | None = Pipeline(loaded.context) if loaded else None
+        self.pipeline: Pipeline | None = self._pipeline(loaded) if loaded else None
         self.state: Literal["loading", "ready", "failed"] = "ready" if loaded else "loading"
         self.reason: str | None = None if loaded else "loading models and the index"
         self._task: asyncio.Task[None] | None = None
         self._owned = loaded is None
+
+    def _pipeline(self, loaded: LoadedServices) -> Pipeline:
+        # The settings' limits hold for injected services too, so tests see what a server does.
+        return Pipeline(loaded.context, limits=self.settings.run_limits())
 
     async def start(self) -> None:
         """Begin loading in a worker thread; requests get 503 until it is done."""
@@ -45,7 +49,7 @@ class AppServices:
             self.state, self.reason = "failed", describe_error(exc)
             logger.error("verifact could not load its services: %s", self.reason)
             return
-        self.loaded, self.pipeline = loaded, Pipeline(loaded.context)
+        self.loaded, self.pipeline = loaded, self._pipeline(loaded)
         self.state, self.reason = "ready", None
         logger.info("verifact is ready")
 

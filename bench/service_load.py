@@ -62,7 +62,13 @@ def _peak_rss_mb(pid: int) -> float:
 
 def start_server(port: int, trace_db: Path) -> subprocess.Popen[bytes]:
     """``verifact serve`` in a child process, waited on until /readyz answers 200."""
-    env = {**os.environ, "VERIFACT_TRACE_DB": str(trace_db), "VERIFACT_PORT": str(port)}
+    # The load generator is one client address: lift the per-caller concurrency limit above c16.
+    env = {
+        **os.environ,
+        "VERIFACT_TRACE_DB": str(trace_db),
+        "VERIFACT_PORT": str(port),
+        "VERIFACT_MAX_CONCURRENT_PER_KEY": "64",
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--log-level", "warning"],
         env=env,

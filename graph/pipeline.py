@@ -32,6 +32,39 @@ class PipelineError(Exception):
         self.trace_id = trace_id
 
 
+class RunLimitError(PipelineError):
+    """A run was stopped by one of the service's limits; its partial trace is stored with the reason."""
+
+    def __init__(self, message: str, *, trace_id: str, limit: str, actual: int, maximum: int) -> None:
+        super().__init__(message, trace_id=trace_id)
+        self.limit = limit
+        """Which limit: "sentences"."""
+        self.actual = actual
+        self.maximum = maximum
+
+
+class RunDeadlineError(PipelineError):
+    """A run passed its deadline and was stopped; its partial trace is stored with the reason."""
+
+    def __init__(self, message: str, *, trace_id: str, timeout_s: float) -> None:
+        super().__init__(message, trace_id=trace_id)
+        self.timeout_s = timeout_s
+
+
+@dataclass(frozen=True)
+class RunLimits:
+    """What a service allows one run; None is no limit (the in-process default)."""
+
+    max_sentences: int | None = None
+    """Sentences a text may split into; beyond it the run stops after split (`RunLimitError`)."""
+    timeout_s: float | None = None
+    """Seconds a whole run may take, streaming included; beyond it the run stops (`RunDeadlineError`)."""
+
+
+class _DeadlinePassed(Exception):
+    """The run's deadline passed while the graph was working (not a timeout raised inside a node)."""
+
+
 @dataclass(frozen=True)
 class NodeUpdate:
     """One node run finished (what `astream` yields before the result)."""
@@ -48,9 +81,10 @@ def new_trace_id() -> str:
 class Pipeline:
     """The compiled graph and the services it runs with."""
 
-    def __init__(self, context: Context) -> None:
-        """Compile the graph once for ``context``."""
+    def __init__(self, context: Context, *, limits: RunLimits | None = None) -> None:
+        """Compile the graph once for ``context``; every run is held to ``limits``."""
         self.context = context
+        self.limits = limits or RunLimits()
         self._graph = build_graph()
 
     def _input(self, text: str, options: VerifyOptions | None, owner: str | None) -> InputState:
@@ -89,33 +123,73 @@ class Pipeline:
     ) -> AsyncIterator[NodeUpdate | VerifyResult]:
         """Yield a `NodeUpdate` as each node run finishes, then the `VerifyResult`.
 
+        A run that does not finish stores what it did so far (status "error", with the reason):
+        when it fails, passes a limit or its deadline, or is cancelled (a client going away).
+
         Raises:
             JudgeUnavailableError: the options ask for a judge the service does not have.
-            PipelineError: the run failed as a whole; a trace with status "error" is stored.
+            RunLimitError: the text has more sentences than `RunLimits.max_sentences`.
+            RunDeadlineError: the run took longer than `RunLimits.timeout_s`.
+            PipelineError: the run failed as a whole.
         """
         state = self._input(text, options, owner)
         events: list[TraceEvent] = []
         result: VerifyResult | None = None
+        stream = self._graph.astream(
+            state, context=self.context, config=self._config(), stream_mode="updates"
+        )
+        timeout_s = self.limits.timeout_s
+        deadline = None if timeout_s is None else asyncio.get_running_loop().time() + timeout_s
         try:
-            async for chunk in self._graph.astream(
-                state, context=self.context, config=self._config(), stream_mode="updates"
-            ):
+            # Once report has answered, the deadline no longer applies: the run is done and stored.
+            while (chunk := await _next_step(stream, None if result is not None else deadline)) is not None:
                 for node, update in chunk.items():
                     if not isinstance(update, dict):
                         continue
                     new_events = list(update.get("events", []))
                     events.extend(new_events)
+                    if node == "split":
+                        self._check_sentences(state, events, len(update.get("sentences", [])))
                     if update.get("result") is not None:
                         result = update["result"]
                     yield NodeUpdate(node, new_events)
+        except RunLimitError as exc:
+            logger.warning("run %s stopped: %s", state.trace_id, exc)
+            await asyncio.to_thread(self._store_failure, state, events, str(exc))
+            raise
+        except _DeadlinePassed:
+            reason = f"deadline exceeded after {timeout_s:g} s"
+            logger.warning("run %s stopped: %s", state.trace_id, reason)
+            await asyncio.to_thread(self._store_failure, state, events, reason)
+            raise RunDeadlineError(
+                f"the run was stopped: {reason}", trace_id=state.trace_id, timeout_s=timeout_s or 0.0
+            ) from None
         except Exception as exc:
             error = describe_error(exc)
             logger.exception("run %s failed", state.trace_id)
             await asyncio.to_thread(self._store_failure, state, events, error)
             raise PipelineError(f"the verification run failed: {error}", trace_id=state.trace_id) from exc
+        except (asyncio.CancelledError, GeneratorExit):
+            if result is None:  # else report has stored the whole run already
+                # Stored in the loop's thread: a cancelled task may be cancelled again at its next await.
+                reason = "cancelled before the run finished (the client went away or the server stopped)"
+                self._store_failure(state, events, reason)
+            raise
+        finally:
+            await stream.aclose()
         if result is None:  # the graph always ends in report; this guards a miswired graph
             raise PipelineError("the run ended without a result", trace_id=state.trace_id)
         yield result
+
+    def _check_sentences(self, state: InputState, events: list[TraceEvent], count: int) -> None:
+        """Stop the run after split when the text has more sentences than the limit allows."""
+        limit = self.limits.max_sentences
+        if limit is None or count <= limit:
+            return
+        message = f"the text has {count} sentences; the limit is {limit}"
+        if events and events[-1].node == "split":  # the trace shows where the run stopped, and why
+            events[-1] = events[-1].model_copy(update={"error": f"RunLimitError: {message}"})
+        raise RunLimitError(message, trace_id=state.trace_id, limit="sentences", actual=count, maximum=limit)
 
     def _store_failure(self, state: InputState, events: list[TraceEvent], error: str) -> None:
         finished = datetime.now(UTC)
@@ -143,6 +217,24 @@ class Pipeline:
             self.context.trace_store.save(trace)
         except Exception as exc:  # already failing; the store's failure is logged, not raised over it
             logger.error("the failed run %s was not stored either: %s", state.trace_id, describe_error(exc))
+
+
+async def _next_step(stream: AsyncIterator[dict[str, Any]], deadline: float | None) -> dict[str, Any] | None:
+    """The graph's next update, or None at its end; raises `_DeadlinePassed` once ``deadline`` passes.
+
+    The deadline scope wraps each step, never a ``yield`` of `Pipeline.astream`: a timeout scope left
+    open across a yield would cancel whatever the consumer is doing in between, not the graph.
+    """
+    scope = asyncio.timeout_at(deadline)
+    try:
+        async with scope:
+            return await anext(stream)
+    except StopAsyncIteration:
+        return None
+    except TimeoutError:
+        if scope.expired():
+            raise _DeadlinePassed from None
+        raise
 
 
 _LOADED: dict[str, Pipeline] = {}

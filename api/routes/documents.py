@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import APIRouter
 
-from api.deps import PipelineDep, SettingsDep
+from api.deps import AdminDep, PipelineDep, SettingsDep, SlotDep
 from api.errors import APIError
 from api.schemas import DocumentsRequest, DocumentsResponse, ErrorResponse
 
@@ -18,16 +18,26 @@ router = APIRouter(tags=["documents"])
     "/documents",
     response_model=DocumentsResponse,
     responses={
+        401: {"model": ErrorResponse},
+        403: {
+            "model": ErrorResponse,
+            "description": "The server has API keys and this one is not an admin's.",
+        },
         409: {"model": ErrorResponse},
+        429: {"model": ErrorResponse},
         501: {"model": ErrorResponse},
         413: {"model": ErrorResponse},
         422: {"model": ErrorResponse},
     },
 )
 async def add_documents(
-    body: DocumentsRequest, pipeline: PipelineDep, settings: SettingsDep
+    _admin: AdminDep, _slot: SlotDep, body: DocumentsRequest, pipeline: PipelineDep, settings: SettingsDep
 ) -> DocumentsResponse:
-    """Add documents to the index; exact repeats are skipped, an id reused for another text is refused."""
+    """Add documents to the index; exact repeats are skipped, an id reused for another text is refused.
+
+    With API keys on, only admin keys may (403 for the others); with keys off, anyone who can reach
+    the server may, which is why such a server listens on loopback only by default.
+    """
     from retrieval.errors import IngestError, RetrievalError
     from retrieval.types import Passage, content_id
 

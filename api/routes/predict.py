@@ -7,7 +7,7 @@ import logging
 
 from fastapi import APIRouter
 
-from api.deps import PipelineDep, SettingsDep
+from api.deps import PipelineDep, SettingsDep, SlotDep
 from api.errors import APIError
 from api.schemas import ErrorResponse, PredictRequest, PredictResponse, SentencePrediction
 
@@ -18,9 +18,17 @@ router = APIRouter(tags=["classifier"])
 @router.post(
     "/predict",
     response_model=PredictResponse,
-    responses={413: {"model": ErrorResponse}, 422: {"model": ErrorResponse}, 503: {"model": ErrorResponse}},
+    responses={
+        401: {"model": ErrorResponse},
+        413: {"model": ErrorResponse},
+        422: {"model": ErrorResponse},
+        429: {"model": ErrorResponse},
+        503: {"model": ErrorResponse},
+    },
 )
-async def predict(body: PredictRequest, pipeline: PipelineDep, settings: SettingsDep) -> PredictResponse:
+async def predict(
+    _caller: SlotDep, body: PredictRequest, pipeline: PipelineDep, settings: SettingsDep
+) -> PredictResponse:
     """Score sentences for check-worthiness, in order."""
     if len(body.sentences) > settings.max_predict_sentences:
         raise APIError(

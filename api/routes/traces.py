@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query, Response
 
-from api.deps import PipelineDep
+from api.deps import CallerDep, PipelineDep
 from api.errors import APIError
 from api.schemas import ErrorResponse
 from graph.report import RunStatus, RunTrace, TracePage
@@ -16,7 +16,13 @@ from graph.schemas import Label
 from graph.tracestore import TraceQuery, TraceStore
 
 router = APIRouter(prefix="/traces", tags=["traces"])
-_404: dict[int | str, dict[str, Any]] = {404: {"model": ErrorResponse, "description": "No such trace."}}
+_401: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorResponse, "description": "The server has API keys and none or a wrong one came."}
+}
+_404: dict[int | str, dict[str, Any]] = {
+    **_401,
+    404: {"model": ErrorResponse, "description": "No such trace (or another key's)."},
+}
 TraceId = Annotated[str, Path(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
 
 
@@ -27,8 +33,9 @@ def _store(pipeline: PipelineDep) -> TraceStore:
     return store
 
 
-@router.get("", response_model=TracePage, responses={422: {"model": ErrorResponse}})
+@router.get("", response_model=TracePage, responses={**_401, 422: {"model": ErrorResponse}})
 async def list_traces(
+    caller: CallerDep,
     pipeline: PipelineDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
@@ -38,25 +45,36 @@ async def list_traces(
     since: datetime | None = None,
     until: datetime | None = None,
 ) -> TracePage:
-    """Recent runs, newest first; pass ``next_cursor`` back as ``cursor`` for the next page."""
+    """Recent runs, newest first (with API keys, the caller's own); ``next_cursor`` gives the next page."""
     query = TraceQuery(
-        limit=limit, cursor=cursor, verdict=verdict, status=status, text=q, since=since, until=until
+        limit=limit,
+        cursor=cursor,
+        verdict=verdict,
+        status=status,
+        text=q,
+        since=since,
+        until=until,
+        owner=caller.key_id,
+        owner_scoped=caller.scoped,
     )
     return await asyncio.to_thread(_store(pipeline).list, query)
 
 
 @router.get("/{trace_id}", response_model=RunTrace, responses=_404)
-async def get_trace(trace_id: TraceId, pipeline: PipelineDep) -> RunTrace:
-    """One run's whole trace."""
-    trace = await asyncio.to_thread(_store(pipeline).get, trace_id)
+async def get_trace(trace_id: TraceId, caller: CallerDep, pipeline: PipelineDep) -> RunTrace:
+    """One run's whole trace (with API keys, only the key that created it may read it)."""
+    store = _store(pipeline)
+    trace = await asyncio.to_thread(store.get, trace_id, owner=caller.key_id, owner_scoped=caller.scoped)
     if trace is None:
         raise APIError(404, f"no trace {trace_id}")
     return trace
 
 
 @router.delete("/{trace_id}", status_code=204, responses=_404)
-async def delete_trace(trace_id: TraceId, pipeline: PipelineDep) -> Response:
-    """Delete one run's trace."""
-    if not await asyncio.to_thread(_store(pipeline).delete, trace_id):
+async def delete_trace(trace_id: TraceId, caller: CallerDep, pipeline: PipelineDep) -> Response:
+    """Delete one run's trace (with API keys, only the key that created it may)."""
+    store = _store(pipeline)
+    # Another key's trace is "no trace", as for GET: a 403 would confirm that the id exists.
+    if not await asyncio.to_thread(store.delete, trace_id, owner=caller.key_id, owner_scoped=caller.scoped):
         raise APIError(404, f"no trace {trace_id}")
     return Response(status_code=204)

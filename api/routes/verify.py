@@ -9,31 +9,59 @@ from typing import Any
 from fastapi import APIRouter
 from sse_starlette import EventSourceResponse
 
-from api.deps import PipelineDep, SettingsDep
-from api.errors import APIError
+from api.config import Settings
+from api.deps import PipelineDep, SettingsDep, SlotDep
+from api.errors import APIError, pipeline_error_status
 from api.schemas import ErrorBody, ErrorResponse, VerifyRequest
 from graph.pipeline import NodeUpdate, PipelineError
-from graph.report import VerifyResult
+from graph.report import VerifyOptions, VerifyResult
 
 router = APIRouter(tags=["verify"])
 
 _ERRORS: dict[int | str, dict[str, Any]] = {
-    413: {"model": ErrorResponse, "description": "The text is longer than the server's limit."},
-    422: {"model": ErrorResponse, "description": "Invalid input."},
-    503: {"model": ErrorResponse, "description": "Loading, or a dependency failed."},
+    401: {"model": ErrorResponse, "description": "The server has API keys and none or a wrong one came."},
+    413: {
+        "model": ErrorResponse,
+        "description": "The text has more characters or sentences than the server allows.",
+    },
+    422: {"model": ErrorResponse, "description": "Invalid input, or top_k or max_claims over the caps."},
+    429: {"model": ErrorResponse, "description": "This key already has its most requests running."},
+    503: {"model": ErrorResponse, "description": "Loading, a dependency failed, or the deadline passed."},
 }
 
 
-def _check_size(body: VerifyRequest, max_chars: int) -> None:
-    if len(body.text) > max_chars:
-        raise APIError(413, f"text has {len(body.text)} characters; the limit is {max_chars}")
+def _checked_options(body: VerifyRequest, settings: Settings) -> VerifyOptions:
+    """The run's options within the server's limits: text length (413), top_k and max_claims (422).
+
+    A cap below a field's default lowers the default for requests that leave the field out.
+    """
+    if len(body.text) > settings.max_text_chars:
+        raise APIError(413, f"text has {len(body.text)} characters; the limit is {settings.max_text_chars}")
+    options = body.options()
+    lowered: dict[str, int] = {}
+    for name, value, cap in (
+        ("top_k", options.top_k, settings.max_top_k),
+        ("max_claims", options.max_claims, settings.max_claims_cap),
+    ):
+        if value <= cap:
+            continue
+        if name not in body.model_fields_set:
+            lowered[name] = cap
+            continue
+        msg = f"Input should be less than or equal to {cap} on this server"
+        raise APIError(
+            422, f"{name}: {msg}", details=[{"loc": ["body", name], "msg": msg, "type": "less_than_equal"}]
+        )
+    return options.model_copy(update=lowered) if lowered else options
 
 
 @router.post("/verify", response_model=VerifyResult, responses=_ERRORS)
-async def verify(body: VerifyRequest, pipeline: PipelineDep, settings: SettingsDep) -> VerifyResult:
+async def verify(
+    caller: SlotDep, body: VerifyRequest, pipeline: PipelineDep, settings: SettingsDep
+) -> VerifyResult:
     """Find the check-worthy claims in a text and judge each one against the evidence index."""
-    _check_size(body, settings.max_text_chars)
-    return await pipeline.averify(body.text, body.options())
+    options = _checked_options(body, settings)
+    return await pipeline.averify(body.text, options, owner=caller.key_id)
 
 
 @router.post(
@@ -44,23 +72,27 @@ async def verify(body: VerifyRequest, pipeline: PipelineDep, settings: SettingsD
     },
 )
 async def verify_stream(
-    body: VerifyRequest, pipeline: PipelineDep, settings: SettingsDep
+    caller: SlotDep, body: VerifyRequest, pipeline: PipelineDep, settings: SettingsDep
 ) -> EventSourceResponse:
-    """`/verify` as Server-Sent Events: one ``node`` event per node run as it finishes, then ``result``."""
-    _check_size(body, settings.max_text_chars)
-    options = body.options()
+    """`/verify` as Server-Sent Events: one ``node`` event per node run as it finishes, then ``result``.
+
+    Limits met after the stream began (too many sentences, the deadline) end it with an ``error`` event
+    whose code says which (``too_large``, ``deadline_exceeded``) and whose trace_id names the partial trace.
+    """
+    options = _checked_options(body, settings)
     pipeline.context.judge_for(options.judge)  # refuse an unavailable judge with a 422, not mid-stream
 
     async def events() -> AsyncIterator[dict[str, str]]:
         try:
-            async for item in pipeline.astream(body.text, options):
+            async for item in pipeline.astream(body.text, options, owner=caller.key_id):
                 if isinstance(item, NodeUpdate):
                     data = {"node": item.node, "events": [e.model_dump(mode="json") for e in item.events]}
                     yield {"event": "node", "data": json.dumps(data)}
                 else:
                     yield {"event": "result", "data": json.dumps(item.model_dump(mode="json"))}
         except PipelineError as exc:
-            error = ErrorBody(code="unavailable", message=str(exc), trace_id=exc.trace_id)
+            _, code = pipeline_error_status(exc)
+            error = ErrorBody(code=code, message=str(exc), trace_id=exc.trace_id)
             yield {"event": "error", "data": json.dumps(ErrorResponse(error=error).model_dump(mode="json"))}
 
     return EventSourceResponse(events(), ping=15)

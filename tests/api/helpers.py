@@ -20,6 +20,17 @@ CLAIM_0 = "Global temperatures rose 1.1 degrees since 1880."
 CLAIM_2 = "Unemployment fell to 3.5 percent in 2019."
 CHATTER = ("Thank you all for coming tonight.", "What a wonderful crowd!")
 ERROR_KEYS = {"code", "message", "details", "trace_id"}
+ALICE = "alice-7Hq2VbX9kLm4Pz8R"
+"""An API key (named alice in the tests' settings)."""
+BOB = "bob-Np3Wc6Yt1Rs5Dg0J"
+"""Another API key (named bob)."""
+SECURITY_HEADERS = ("x-content-type-options", "content-security-policy", "x-frame-options", "referrer-policy")
+"""Headers every answer carries (api/security.py)."""
+
+
+def bearer(key: str) -> dict[str, str]:
+    """The header that carries an API key."""
+    return {"Authorization": f"Bearer {key}"}
 
 
 def fake_app(

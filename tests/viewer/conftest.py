@@ -8,6 +8,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -190,7 +191,13 @@ def live_viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveViewer
     judge = PromptJudge()
     context = viewer_context(tmp / "traces.db", judge)
     settings = Settings(_env_file=None, trace_db=str(tmp / "unused.db"))
-    app = create_app(settings, services=LoadedServices(context, []))
+    with serve(create_app(settings, services=LoadedServices(context, []))) as url:
+        yield LiveViewer(url, context, judge)
+
+
+@contextmanager
+def serve(app: Any) -> Iterator[str]:
+    """Run ``app`` on uvicorn on a port the OS picked (bound before uvicorn starts); yield its URL."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     port = sock.getsockname()[1]
@@ -203,7 +210,7 @@ def live_viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveViewer
             pytest.fail("the uvicorn server for the viewer tests did not start")
         time.sleep(0.02)
     try:
-        yield LiveViewer(f"http://127.0.0.1:{port}", context, judge)
+        yield f"http://127.0.0.1:{port}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)

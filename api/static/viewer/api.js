@@ -14,6 +14,36 @@ export class ApiError extends Error {
   }
 }
 
+const KEY_STORE = "verifact.apiKey";
+let memoryKey = ""; // where the key lives when this browser refuses sessionStorage
+
+/** The API key kept for this tab, or "" (a server without keys needs none). */
+export function apiKey() {
+  try {
+    return window.sessionStorage.getItem(KEY_STORE) || "";
+  } catch {
+    return memoryKey;
+  }
+}
+
+/** Keep `key` for this tab's requests (sessionStorage: gone when the tab closes); "" forgets it. */
+export function setApiKey(key) {
+  memoryKey = key;
+  try {
+    if (key) window.sessionStorage.setItem(KEY_STORE, key);
+    else window.sessionStorage.removeItem(KEY_STORE);
+  } catch {
+    // storage is off: the key lasts until the page reloads
+  }
+  window.dispatchEvent(new CustomEvent("verifact:key-changed"));
+}
+
+/** `headers` with the kept key as `Authorization: Bearer`, when there is one. */
+function withKey(headers) {
+  const key = apiKey();
+  return key ? { ...headers, Authorization: `Bearer ${key}` } : headers;
+}
+
 /** An absolute URL for an API path ("traces", {limit: 20}); empty parameters are left out. */
 export function apiUrl(path, params = {}) {
   const url = new URL(path.replace(/^\//, ""), ROOT);
@@ -37,6 +67,11 @@ async function errorFrom(response) {
   } catch {
     // not JSON: the status line says enough
   }
+  if (response.status === 401) {
+    // The app asks for a key; `hadKey` tells it that the one it sent was refused.
+    const detail = { hadKey: Boolean(apiKey()) };
+    window.dispatchEvent(new CustomEvent("verifact:unauthorized", { detail }));
+  }
   return new ApiError(response.status, code, message, traceId);
 }
 
@@ -44,7 +79,7 @@ async function errorFrom(response) {
 export async function getJSON(path, params = {}, { signal } = {}) {
   let response;
   try {
-    response = await fetch(apiUrl(path, params), { headers: { Accept: "application/json" }, signal });
+    response = await fetch(apiUrl(path, params), { headers: withKey({ Accept: "application/json" }), signal });
   } catch (err) {
     if (err && err.name === "AbortError") throw err;
     throw new ApiError(0, "network", "The server could not be reached.");
@@ -84,7 +119,7 @@ export async function verifyStream(body, onEvent, { signal } = {}) {
   try {
     response = await fetch(apiUrl("verify/stream"), {
       method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "text/event-stream" },
+      headers: withKey({ "Content-Type": "application/json", Accept: "text/event-stream" }),
       body: JSON.stringify(body),
       signal,
     });

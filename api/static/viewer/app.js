@@ -1,6 +1,7 @@
 // The viewer's entry point: a hash router over three pages (#/runs, #/runs/<id>, #/verify).
 
-import { ROOT } from "./api.js";
+import { ROOT, setApiKey } from "./api.js";
+import { forgetKeyButton, showKeyForm } from "./auth.js";
 import { h, replace } from "./dom.js";
 import { showRun } from "./run.js";
 import { showRuns } from "./runs.js";
@@ -72,6 +73,21 @@ document.querySelector(".skip-link").addEventListener("click", (ev) => {
 });
 const docs = document.querySelector('.nav-link[href="/docs"]');
 if (docs) docs.setAttribute("href", new URL("docs", ROOT).pathname);
+
+// A 401 from any request: ask for a key (forgetting one the server refused), then show the page again.
+window.addEventListener("verifact:unauthorized", (ev) => {
+  const rejected = Boolean(ev.detail && ev.detail.hadKey);
+  if (rejected) setApiKey("");
+  // After the page's own handling of the failed request, so that the form is what stays.
+  window.setTimeout(() => {
+    cleanup();
+    cleanup = () => {};
+    main.dataset.page = "key";
+    showKeyForm(main, { rejected, onKey: render });
+  }, 0);
+});
+const nav = document.querySelector(".nav");
+if (nav) nav.appendChild(forgetKeyButton(render));
 
 window.addEventListener("hashchange", render);
 render();
