@@ -30,6 +30,10 @@ _CODES = {
 }
 
 
+_UNPARSED_BODY = "There was an error parsing the body"
+"""FastAPI's message when reading a JSON body raised something other than a JSON syntax error."""
+
+
 class APIError(Exception):
     """An error answer: status, code and message."""
 
@@ -112,6 +116,11 @@ def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
         status = exc.status_code
+        if status == 400 and exc.detail == _UNPARSED_BODY and exc.__cause__ is not None:
+            # FastAPI's 400 for a body json cannot decode (not UTF-8, nested too deep), where a body that
+            # is not JSON gets 422: one answer for both, as the API promises for invalid input.
+            message = f"the body is not valid JSON: {' '.join(str(exc.__cause__).split())}"
+            return error_response(422, "invalid_input", message)
         return error_response(
             status, _CODES.get(status, "error"), str(exc.detail), headers=dict(exc.headers or {})
         )

@@ -2,11 +2,28 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from graph.report import MAX_CLAIMS, MAX_TOP_K, JudgeChoice, VerifyOptions
+
+
+def _encodable(value: str) -> str:
+    """Refuse lone surrogates: JSON's "\\ud800" escapes decode to them, and UTF-8 cannot hold one.
+
+    pydantic refuses them in strings with a length constraint but lets plain ``str`` fields through,
+    which then fail (500) where an answer or a store encodes them.
+    """
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"not valid Unicode: a lone surrogate at character {exc.start}") from None
+    return value
+
+
+Text = Annotated[str, AfterValidator(_encodable)]
+"""A request string that can be stored and sent back as UTF-8."""
 
 
 class VerifyRequest(BaseModel):
@@ -31,7 +48,7 @@ class PredictRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    sentences: list[str] = Field(min_length=1, description="Sentences to score, in order.")
+    sentences: list[Text] = Field(min_length=1, description="Sentences to score, in order.")
     threshold: float | None = Field(default=None, ge=0.0, le=1.0)
 
 
@@ -59,10 +76,10 @@ class DocumentIn(BaseModel):
 
     id: str | None = Field(default=None, min_length=1, max_length=512, description="Else a content hash.")
     text: str = Field(min_length=1)
-    title: str = ""
-    source: str = ""
-    url: str = ""
-    metadata: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    title: Text = ""
+    source: Text = ""
+    url: Text = ""
+    metadata: dict[Text, Text | int | float | bool] = Field(default_factory=dict)
 
 
 class DocumentsRequest(BaseModel):
@@ -89,6 +106,8 @@ class Health(BaseModel):
     ready: bool
     reason: str | None = None
     versions: dict[str, Any] = Field(default_factory=dict)
+    trace_store_failures: int = 0
+    """Runs answered since start whose trace the store refused (each answered ``trace_stored: false``)."""
 
 
 class ErrorBody(BaseModel):

@@ -86,6 +86,17 @@ class Pipeline:
         self.context = context
         self.limits = limits or RunLimits()
         self._graph = build_graph()
+        self._store_failures = 0
+        self._count_lock = threading.Lock()  # failed runs are stored from worker threads
+
+    @property
+    def trace_store_failures(self) -> int:
+        """Runs whose trace the store refused since this pipeline was built (each one is logged too)."""
+        return self._store_failures
+
+    def _count_store_failure(self) -> None:
+        with self._count_lock:
+            self._store_failures += 1
 
     def _input(self, text: str, options: VerifyOptions | None, owner: str | None) -> InputState:
         opts = options or VerifyOptions()
@@ -152,6 +163,8 @@ class Pipeline:
                         self._check_sentences(state, events, len(update.get("sentences", [])))
                     if update.get("result") is not None:
                         result = update["result"]
+                        if not result.trace_stored and self.context.trace_store is not None:
+                            self._count_store_failure()
                     yield NodeUpdate(node, new_events)
         except RunLimitError as exc:
             logger.warning("run %s stopped: %s", state.trace_id, exc)
@@ -216,6 +229,7 @@ class Pipeline:
         try:
             self.context.trace_store.save(trace)
         except Exception as exc:  # already failing; the store's failure is logged, not raised over it
+            self._count_store_failure()
             logger.error("the failed run %s was not stored either: %s", state.trace_id, describe_error(exc))
 
 

@@ -7,6 +7,12 @@ from typing import Any, Protocol
 
 from graph.report import Sentence
 
+BLOCK_CHARS = 10_000
+"""pysbd's time grows with the square of its input (it searches the whole text for each abbreviation
+and each sentence): a 1 MB text took minutes. Longer texts are segmented one window of this many
+characters at a time; each window's last sentence, which the window may have cut short, is left to
+the next one, so the boundaries are pysbd's own."""
+
 
 class SentenceSplitter(Protocol):
     """Splits a text into sentences that point back into it (``text[s.start:s.end] == s.text``)."""
@@ -46,16 +52,29 @@ class PysbdSplitter:
         if not text.strip():
             return []
         out: list[Sentence] = []
-        cursor = 0
-        for piece in self._segmenter().segment(text):
-            core = piece.strip()
-            if not core:
-                continue
-            start = text.find(core, cursor)
-            if start < 0:  # pysbd changed the piece after all; keep going rather than lose the text
-                start = cursor + (len(piece) - len(piece.lstrip()))
-                core = text[start : start + len(core)]
-            end = start + len(core)
-            out.append(Sentence(index=len(out), text=core, start=start, end=end))
-            cursor = end
+        start = 0
+        while start < len(text):
+            end = min(start + BLOCK_CHARS, len(text))
+            pieces = self._segmenter().segment(text[start:end])
+            last = end == len(text) or len(pieces) < 2
+            if not last:
+                pieces = pieces[:-1]  # maybe cut short by the window: segmented again with what follows
+            cursor = _place(text, pieces, start, end, out)
+            # One piece filling a whole window (no boundary in BLOCK_CHARS characters) is cut there.
+            start = end if last or cursor == start else cursor
         return out
+
+
+def _place(text: str, pieces: list[str], cursor: int, end: int, out: list[Sentence]) -> int:
+    """Find each piece in ``text[cursor:end]``, append its sentence to ``out``; the new cursor."""
+    for piece in pieces:
+        core = piece.strip()
+        if not core:
+            continue
+        found = text.find(core, cursor, end)
+        if found < 0:  # pysbd changed the piece after all; keep going rather than lose the text
+            found = cursor + (len(piece) - len(piece.lstrip()))
+            core = text[found : min(found + len(core), end)]
+        out.append(Sentence(index=len(out), text=core, start=found, end=found + len(core)))
+        cursor = found + len(core)
+    return cursor

@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -33,6 +34,8 @@ SNIPPET_CHARS = 200
 """How much of the input a listing row shows."""
 TRACE_ID_CHARS = 64
 """The longest trace id the table holds."""
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+"""How long a SQLite statement waits for another connection's lock before failing."""
 
 _COUNTS = ("sentences", "check_worthy", "checked", "supported", "refuted", "not_enough_info", "errors")
 _STAMP = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z")
@@ -118,8 +121,12 @@ class TraceStore(Protocol):
 class SqlTraceStore:
     """A `TraceStore` on any SQLAlchemy database; SQLite files get WAL mode and a busy timeout."""
 
-    def __init__(self, url: str | URL) -> None:
+    def __init__(self, url: str | URL, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
         """Open the store at a SQLAlchemy URL, creating the SQLite file's folder and the table if needed.
+
+        Args:
+            url: Where the store lives.
+            busy_timeout_ms: How long a SQLite statement waits for another writer's lock before it fails.
 
         Raises:
             TraceStoreError: the URL is invalid or in-memory SQLite, its driver is missing, or the
@@ -130,7 +137,7 @@ class SqlTraceStore:
             parsed = make_url(url)
         except sa.exc.ArgumentError as exc:
             raise TraceStoreError(f"trace store {self._url}: not a database URL: {exc}") from exc
-        self._engine = _create_engine(parsed, self._url)
+        self._engine = _create_engine(parsed, self._url, busy_timeout_ms)
         try:
             with self._guard("create the traces table"):
                 _metadata.create_all(self._engine)
@@ -231,7 +238,7 @@ class SqlTraceStore:
             ) from exc
 
 
-def open_trace_store(target: str) -> SqlTraceStore:
+def open_trace_store(target: str, *, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> SqlTraceStore:
     """Open the store at a SQLAlchemy URL (anything containing "://") or else at a SQLite file path.
 
     In-memory SQLite (":memory:", "sqlite://") is refused: the pool would give each connection its own
@@ -241,11 +248,12 @@ def open_trace_store(target: str) -> SqlTraceStore:
         TraceStoreError: the store cannot be opened (see `SqlTraceStore`).
     """
     if "://" in target:
-        return SqlTraceStore(target)
+        return SqlTraceStore(target, busy_timeout_ms=busy_timeout_ms)
     if target.strip() in ("", ":memory:"):
         raise TraceStoreError(f"trace store {target!r}: in-memory SQLite is not supported; give a file path")
     # Built as a URL object, not a string: a path may hold characters a URL string would misread.
-    return SqlTraceStore(URL.create("sqlite", database=str(Path(target).expanduser().absolute())))
+    path = str(Path(target).expanduser().absolute())
+    return SqlTraceStore(URL.create("sqlite", database=path), busy_timeout_ms=busy_timeout_ms)
 
 
 def mask_url(url: str | URL) -> str:
@@ -257,7 +265,7 @@ def mask_url(url: str | URL) -> str:
         return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", str(url))
 
 
-def _create_engine(url: URL, masked: str) -> Engine:
+def _create_engine(url: URL, masked: str, busy_timeout_ms: int) -> Engine:
     """An engine for the URL; for SQLite, connections usable from any thread, pragmas set on connect."""
     try:
         if url.get_backend_name() != "sqlite":
@@ -273,17 +281,23 @@ def _create_engine(url: URL, masked: str) -> Engine:
         engine = sa.create_engine(url, connect_args={"check_same_thread": False})
     except (ImportError, sa.exc.SQLAlchemyError) as exc:
         raise TraceStoreError(f"trace store {masked}: cannot open: {_describe(exc)}") from exc
-    sa.event.listen(engine, "connect", _sqlite_pragmas)
+    sa.event.listen(engine, "connect", partial(_sqlite_pragmas, busy_timeout_ms=busy_timeout_ms))
     return engine
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any, *, busy_timeout_ms: int) -> None:
     """Set the per-connection SQLite pragmas."""
     cursor = dbapi_connection.cursor()
     # The timeout first, so switching to WAL waits for a concurrent opener instead of failing. WAL lets
     # readers and the writer work at once; NORMAL is safe with it (an OS crash may lose the last
     # commits, never corrupt the file).
-    for pragma in ("busy_timeout=5000", "journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON"):
+    pragmas = (
+        f"busy_timeout={int(busy_timeout_ms)}",
+        "journal_mode=WAL",
+        "synchronous=NORMAL",
+        "foreign_keys=ON",
+    )
+    for pragma in pragmas:
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
 

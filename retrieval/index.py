@@ -169,8 +169,14 @@ class EvidenceIndex:
                     "index grows past %d passages: switching to %s", self.config.hnsw_threshold, wanted
                 )
                 self._restructure(wanted)
-            self.vectors.add_with_ids(vecs, vids)
+            # The store first, in one transaction: a passage it refuses (text SQLite cannot hold) must not
+            # leave a vector without a passage behind, which the next save would write as a broken index.
             self.store.insert(fresh)
+            try:
+                self.vectors.add_with_ids(vecs, vids)
+            except BaseException:
+                self.store.delete([p.id for p in fresh])
+                raise
             self.lexical.mark_stale()
         seconds = time.perf_counter() - started
         self.build_seconds += seconds

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import logging
+import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -19,6 +20,8 @@ KNOWN_FIELDS = ("id", "text", "title", "source", "url", "metadata")
 TEXT_SUFFIXES = (".txt", ".md", ".markdown")
 #: A sentence ends at ., ! or ? followed by space; the splitter tries paragraphs and lines first.
 _SENTENCE_BREAK = r"(?<=[.!?])\s+"
+#: A JSON escape of half a surrogate pair: json accepts it alone, and no UTF-8 store can hold that.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 @dataclass(frozen=True)
@@ -157,7 +160,17 @@ def iter_jsonl(path: Path, missing_hint: str = "") -> Iterator[tuple[str, dict[s
             raise IngestError(f"{where}: not valid JSON ({exc.msg})") from exc
         if not isinstance(record, dict):
             raise IngestError(f"{where}: expected a JSON object, got {type(record).__name__}")
+        if _SURROGATE_ESCAPE.search(line) and not _encodable(record):
+            raise IngestError(f"{where}: a \\u escape stands for half a surrogate pair (not valid Unicode)")
         yield where, record
+
+
+def _encodable(record: dict[str, Any]) -> bool:
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def read_jsonl(path: Path, opts: IngestOptions) -> Iterator[Passage]:

@@ -30,6 +30,17 @@ _ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+_EVENT: dict[str, Any] = {
+    "type": "object",
+    "description": "One event of the stream (before OpenAPI 3.2, a stream's schema describes each event).",
+    "properties": {
+        "event": {"type": "string", "enum": ["node", "result", "error"]},
+        "data": {"type": "string", "contentMediaType": "application/json"},
+    },
+    "required": ["event", "data"],
+}
+
+
 def _checked_options(body: VerifyRequest, settings: Settings) -> VerifyOptions:
     """The run's options within the server's limits: text length (413), top_k and max_claims (422).
 
@@ -66,8 +77,13 @@ async def verify(
 
 @router.post(
     "/verify/stream",
+    # Declared, so the schema says text/event-stream rather than FastAPI's default application/json.
+    response_class=EventSourceResponse,
     responses={
-        200: {"description": "Server-Sent Events: `node` per finished node run, then `result` (or `error`)."},
+        200: {
+            "description": "Server-Sent Events: `node` per finished node run, then `result` (or `error`).",
+            "content": {"text/event-stream": {"schema": _EVENT}},
+        },
         **_ERRORS,
     },
 )

@@ -231,6 +231,7 @@ def test_healthz_and_readyz_answer_200_with_versions_when_ready(client: TestClie
         "ready": True,
         "reason": None,
         "versions": {"verifact": "test", "prompt": {"hash": "abc"}},
+        "trace_store_failures": 0,
     }
 
 

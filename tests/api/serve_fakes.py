@@ -1,0 +1,42 @@
+"""The real app over the pipeline fakes, served by uvicorn in its own process, for tests that kill it.
+
+``python -m tests.api.serve_fakes --trace-db PATH [--judge-delay-s S]`` binds a free port on
+127.0.0.1, prints it on the first line of stdout, then serves until killed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import socket
+from pathlib import Path
+
+import uvicorn
+
+from api.config import Settings
+from api.main import create_app
+from graph.services import LoadedServices
+from tests.pipeline_fakes import ScriptedJudge, fake_context
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Serve until killed."""
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--trace-db", required=True, help="The SQLite trace store file.")
+    parser.add_argument("--judge-delay-s", type=float, default=0.0, help="Seconds each verdict takes.")
+    args = parser.parse_args(argv)
+    context = fake_context(Path(args.trace_db))
+    # A slower judge keeps many runs, and so many trace writes, in flight at once.
+    context = dataclasses.replace(context, judges={"nli": ScriptedJudge("nli-fake", args.judge_delay_s)})
+    # A burst comes from one client address: the per-caller limit must not turn it into 429s.
+    settings = Settings(_env_file=None, trace_db=args.trace_db, max_concurrent_per_key=256)
+    app = create_app(settings, services=LoadedServices(context, []))
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.bind(("127.0.0.1", 0))
+    print(sock.getsockname()[1], flush=True)
+    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", backlog=256))
+    server.run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()
