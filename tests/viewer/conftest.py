@@ -4,18 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import json
-import socket
-import threading
-import time
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-import uvicorn
 from playwright.sync_api import expect
 
 from api.config import Settings
@@ -26,6 +21,7 @@ from graph.schemas import AttemptRecord, ChatMessage, EvidencePassage, Judgement
 from graph.services import LoadedServices
 from graph.splitter import PysbdSplitter
 from graph.tracestore import open_trace_store
+from tests.live_server import serve
 from tests.pipeline_fakes import DOCS, KeywordScorer, OverlapSearcher, ScriptedJudge
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -193,28 +189,6 @@ def live_viewer(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveViewer
     settings = Settings(_env_file=None, trace_db=str(tmp / "unused.db"))
     with serve(create_app(settings, services=LoadedServices(context, []))) as url:
         yield LiveViewer(url, context, judge)
-
-
-@contextmanager
-def serve(app: Any) -> Iterator[str]:
-    """Run ``app`` on uvicorn on a port the OS picked (bound before uvicorn starts); yield its URL."""
-    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not server.started:
-        if not thread.is_alive() or time.monotonic() > deadline:
-            pytest.fail("the uvicorn server for the viewer tests did not start")
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
-        sock.close()
 
 
 @pytest.fixture(scope="module")

@@ -15,7 +15,8 @@ from pydantic import SecretStr
 from api.config import Settings
 from api.main import create_app
 from graph.services import LoadedServices
-from tests.viewer.conftest import _CSP_RECORDER, PromptJudge, ViewerPage, serve, viewer_context
+from tests.live_server import serve
+from tests.viewer.conftest import _CSP_RECORDER, PromptJudge, ViewerPage, viewer_context
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

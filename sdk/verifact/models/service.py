@@ -55,6 +55,8 @@ class Health(ServerModel):
     """Why the server is not ready."""
     versions: dict[str, Any] = Field(default_factory=dict)
     """Versions of the loaded parts (readiness only)."""
+    trace_store_failures: int = 0
+    """Runs answered since the server started whose trace the store refused."""
 
 
 class ErrorInfo(ServerModel):
