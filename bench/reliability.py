@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import subprocess
 import sys
 import tempfile
 import time
@@ -151,7 +152,19 @@ def run(
             result["peak_rss_mb"] = round(_peak_rss_mb(proc.pid), 1)
         finally:
             proc.terminate()
-            proc.wait(timeout=60)
+            stopping = time.monotonic()
+            try:
+                proc.wait(timeout=90)
+                result_shutdown = {
+                    "shutdown_s": round(time.monotonic() - stopping, 1),
+                    "shutdown_clean": True,
+                }
+            except subprocess.TimeoutExpired:
+                # A server that does not stop on SIGTERM is a finding, not a reason to lose the run.
+                proc.kill()
+                proc.wait(timeout=30)
+                result_shutdown = {"shutdown_s": 90.0, "shutdown_clean": False}
+        result |= result_shutdown
         result["lost_traces"] = lost_traces(db, result["trace_ids"])
     result["returned_trace_ids"] = len(result.pop("trace_ids"))
     return result
@@ -207,9 +220,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fault-requests", type=int, default=600)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--deadline-s", type=float, default=900.0, help="time bound per run")
+    parser.add_argument(
+        "--local-from", type=Path, help="take the local-judge run from this JSON (a previous run's printout)"
+    )
     args = parser.parse_args(argv)
     texts = paragraphs(Path(args.data_dir), 400, seed=11)
-    results = run(texts, args.requests, args.concurrency, args.deadline_s, None)
+    if args.local_from:
+        results = json.loads(args.local_from.read_text(encoding="utf-8"))
+        results.setdefault(
+            "rss_samples", [[0, results["rss_mb_start"]], [results["requests"], results["rss_mb_end"]]]
+        )
+    else:
+        results = run(texts, args.requests, args.concurrency, args.deadline_s, None)
     print(f"local judge: {json.dumps({k: v for k, v in results.items() if k != 'rss_samples'})}", flush=True)
     with fault_script() as server:
         results["fault_run"] = run(texts, args.fault_requests, args.concurrency, args.deadline_s, server.url)
