@@ -132,18 +132,9 @@ def run(
             "VERIFACT_LLM_TIMEOUT_S": "1",
             "VERIFACT_LLM_MAX_RETRIES": "1",
         }
-    saved = {k: os.environ.get(k) for k in extra}
-    os.environ.update(extra)
     with tempfile.TemporaryDirectory(prefix="verifact-reliability-") as tmp:
         db = Path(tmp) / "traces.db"
-        try:
-            proc = start_server(port, db)
-        finally:
-            for k, v in saved.items():
-                if v is None:
-                    os.environ.pop(k, None)
-                else:
-                    os.environ[k] = v
+        proc = start_server(port, db, extra)
         try:
             judge = "llm" if llm_url else "nli"
             result = asyncio.run(

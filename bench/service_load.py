@@ -60,7 +60,9 @@ def _peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-def start_server(port: int, trace_db: Path) -> subprocess.Popen[bytes]:
+def start_server(
+    port: int, trace_db: Path, extra_env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     """``verifact serve`` in a child process, waited on until /readyz answers 200."""
     # The load generator is one client address: lift the per-caller concurrency limit above c16.
     env = {
@@ -68,6 +70,7 @@ def start_server(port: int, trace_db: Path) -> subprocess.Popen[bytes]:
         "VERIFACT_TRACE_DB": str(trace_db),
         "VERIFACT_PORT": str(port),
         "VERIFACT_MAX_CONCURRENT_PER_KEY": "64",
+        **(extra_env or {}),
     }
     proc = subprocess.Popen(
         [sys.executable, "-m", "api.cli", "serve", "--log-level", "warning"],
