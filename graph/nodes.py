@@ -17,6 +17,7 @@ from graph.report import (
     ClaimResult,
     EvidenceHit,
     RunHeader,
+    RunStatus,
     RunTrace,
     ScoredSentence,
     Summary,
@@ -24,7 +25,7 @@ from graph.report import (
     VerifyResult,
 )
 from graph.schemas import EvidencePassage, Judgement
-from graph.state import ClaimTask, JudgeTask, State
+from graph.state import ClaimTask, InputState, JudgeTask, State
 
 logger = logging.getLogger(__name__)
 
@@ -231,6 +232,29 @@ def summarise(sentences: list[ScoredSentence], claims: list[ClaimResult]) -> Sum
     )
 
 
+def run_header(
+    state: InputState,
+    ctx: Context,
+    *,
+    status: RunStatus,
+    reason: str | None,
+    options: dict[str, Any] | None = None,
+) -> RunHeader:
+    """The header of a run that ends now: timing, status, options, versions and owner."""
+    finished = datetime.now(UTC)
+    return RunHeader(
+        trace_id=state.trace_id,
+        created_at=state.started_at,
+        finished_at=finished,
+        duration_ms=(finished - state.started_at).total_seconds() * 1000.0,
+        status=status,
+        status_reason=reason,
+        options=options if options is not None else state.options.model_dump(mode="json"),
+        versions=dict(ctx.versions),
+        owner=state.owner,
+    )
+
+
 def export_trace(ctx: Context, trace: RunTrace) -> None:
     """Hand a finished run to every trace sink; a failing sink is logged, never raised."""
     for sink in ctx.trace_sinks:
@@ -259,20 +283,9 @@ async def report(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
         outputs={"summary": summary.model_dump(), "status": status},
     )
     events = [*state.events, event]
-    finished = datetime.now(UTC)
-    duration_ms = (finished - state.started_at).total_seconds() * 1000.0
     options = state.options.model_dump(mode="json") | {"threshold": state.threshold}
-    header = RunHeader(
-        trace_id=state.trace_id,
-        created_at=state.started_at,
-        finished_at=finished,
-        duration_ms=duration_ms,
-        status=status,
-        status_reason=reason,
-        options=options,
-        versions=dict(ctx.versions),
-        owner=state.owner,
-    )
+    header = run_header(state, ctx, status=status, reason=reason, options=options)
+    duration_ms = header.duration_ms
     trace = RunTrace(
         header=header,
         text=state.text,

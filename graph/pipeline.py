@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Any
 from graph.builder import build_graph
 from graph.context import Context
 from graph.judges import describe_error
-from graph.nodes import export_trace, trace_path
-from graph.report import RunHeader, RunTrace, Summary, TraceEvent, VerifyOptions, VerifyResult
+from graph.nodes import export_trace, run_header, trace_path
+from graph.report import RunTrace, Summary, TraceEvent, VerifyOptions, VerifyResult
 from graph.state import InputState
 
 if TYPE_CHECKING:
@@ -205,18 +205,7 @@ class Pipeline:
         raise RunLimitError(message, trace_id=state.trace_id, limit="sentences", actual=count, maximum=limit)
 
     def _store_failure(self, state: InputState, events: list[TraceEvent], error: str) -> None:
-        finished = datetime.now(UTC)
-        header = RunHeader(
-            trace_id=state.trace_id,
-            created_at=state.started_at,
-            finished_at=finished,
-            duration_ms=(finished - state.started_at).total_seconds() * 1000.0,
-            status="error",
-            status_reason=error,
-            options=state.options.model_dump(mode="json"),
-            versions=dict(self.context.versions),
-            owner=state.owner,
-        )
+        header = run_header(state, self.context, status="error", reason=error)
         empty = Summary(
             sentences=0, check_worthy=0, checked=0, supported=0, refuted=0, not_enough_info=0, errors=1
         )
