@@ -308,7 +308,8 @@ class EvidenceIndex:
         if self.lexical.stale:
             self.lexical.build(self.store.iter_all(), self.config.embed_title)
         manifest = self.manifest()
-        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f".{target.name}.tmp-"))
+        remove_stale_copies(target)
+        tmp = Path(tempfile.mkdtemp(dir=target.parent, prefix=f"{_tmp_prefix(target)}{writer_tag()}-"))
         try:
             faiss.write_index(self.vectors, str(tmp / VECTORS))
             self.store.save(tmp / PASSAGES)
@@ -429,6 +430,57 @@ def reencode(
     index = EvidenceIndex(encoder, IndexConfig.from_manifest(manifest))
     added = index.add([p for _, p in store.iter_all()], show_progress=show_progress)
     return added, index.save(directory)
+
+
+def _tmp_prefix(target: Path) -> str:
+    return f".{target.name}.tmp-"
+
+
+def writer_tag() -> str:
+    """``<host hash>-<pid>``: who writes a temporary copy, so that only a dead writer's is removed."""
+    import hashlib
+    import socket
+
+    return f"{hashlib.blake2b(socket.gethostname().encode(), digest_size=4).hexdigest()}-{os.getpid()}"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+def remove_stale_copies(target: Path, max_age_s: float = 3600.0) -> list[Path]:
+    """Remove the temporary copies that saves killed midway (``kill -9``, power cut) left beside ``target``.
+
+    A save writes a whole new copy of the index before it swaps it in; a writer that dies first leaves
+    that copy behind. A copy is removed when its writer ran on this host and is gone, or, for a copy
+    without a readable owner tag, when it is older than ``max_age_s``. Live writers' copies are kept.
+    Returns the removed paths.
+    """
+    removed: list[Path] = []
+    host, _, _ = writer_tag().partition("-")
+    prefix = _tmp_prefix(target)
+    for path in target.parent.glob(f"{prefix}*"):
+        owner = path.name[len(prefix) :].split("-")
+        if len(owner) >= 3 and owner[1].isdigit():
+            stale = owner[0] == host and not _alive(int(owner[1]))
+        else:
+            try:
+                stale = time.time() - path.stat().st_mtime > max_age_s
+            except OSError:
+                continue
+        if stale and path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+            if not path.exists():
+                removed.append(path)
+    if removed:
+        logger.warning("%s: removed %d copies left by interrupted saves", target, len(removed))
+    return removed
 
 
 def resolve_index_dir(target: Path) -> Path:

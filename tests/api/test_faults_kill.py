@@ -154,6 +154,9 @@ def test_a_kill_9_while_the_index_is_saved_leaves_a_loadable_index(point: str, t
     # The old index until the new copy has taken its place; then the new one. Never a mix.
     expected = {**old, NEW.id: NEW.text} if point == "done" else old
     assert _contents(target) == expected
+    leftovers = list(tmp_path.glob(f".{target.name}.tmp-*"))
+    # Killed before its new copy took the index's place, the save left that copy behind.
+    assert len(leftovers) == (0 if point == "done" else 1), leftovers
     # The next save recovers from whatever the crash left, and the index is whole again.
     index = EvidenceIndex.load(target, HashEncoder())
     index.add([Passage(id="later", text="A passage added after the crash.")])
@@ -161,3 +164,4 @@ def test_a_kill_9_while_the_index_is_saved_leaves_a_loadable_index(point: str, t
     assert _contents(target) == {**expected, "later": "A passage added after the crash."}
     assert (target / "manifest.json").is_file()
     assert not target.with_name(f".{target.name}.previous").exists()
+    assert not list(tmp_path.glob(f".{target.name}.tmp-*")), "the dead save's copy is still there"

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import subprocess
+import time
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -12,7 +15,7 @@ import numpy as np
 import pytest
 
 from retrieval.errors import IndexLoadError, IndexMismatchError, IngestError
-from retrieval.index import FORMAT, EvidenceIndex, IndexConfig
+from retrieval.index import FORMAT, EvidenceIndex, IndexConfig, writer_tag
 from retrieval.lexical import LexicalIndex
 from retrieval.retriever import Mode, Retriever, SearchSettings
 from retrieval.store import PassageStore
@@ -397,6 +400,37 @@ def test_a_save_that_fails_at_the_final_rename_keeps_the_previous_copy(
     index.save(index_dir)
     assert _leftovers(index_dir) == []
     assert len(EvidenceIndex.load(index_dir, HashEncoder())) == 21
+
+
+def test_a_save_removes_copies_left_by_dead_writers_only(index: EvidenceIndex, index_dir: Path) -> None:
+    index.save(index_dir)
+    host = writer_tag().split("-")[0]
+    dead_pid = _finished_pid()  # a reaped child's pid: no process has it (unless reused this instant)
+    copies = {
+        "dead": index_dir.with_name(f".{index_dir.name}.tmp-{host}-{dead_pid}-abc"),
+        "live": index_dir.with_name(f".{index_dir.name}.tmp-{host}-{os.getpid()}-def"),
+        "other_host": index_dir.with_name(f".{index_dir.name}.tmp-00000000-{dead_pid}-ghi"),
+        "untagged_new": index_dir.with_name(f".{index_dir.name}.tmp-jkl"),
+        "untagged_old": index_dir.with_name(f".{index_dir.name}.tmp-mno"),
+    }
+    for path in copies.values():
+        path.mkdir()
+        (path / "vectors.faiss").write_bytes(b"partial")
+    hour_ago = time.time() - 7200
+    os.utime(copies["untagged_old"], (hour_ago, hour_ago))
+
+    index.add([NEW])
+    index.save(index_dir)
+
+    left = {name for name, path in copies.items() if path.exists()}
+    assert left == {"live", "other_host", "untagged_new"}
+    assert len(EvidenceIndex.load(index_dir, HashEncoder())) == 21
+
+
+def _finished_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
 
 
 def test_load_opens_the_previous_copy_when_the_target_is_missing(
