@@ -57,7 +57,7 @@ def cmd_serve(ns: argparse.Namespace) -> int:
     import uvicorn
 
     from api.access import AccessConfigError, serve_note
-    from api.main import create_app
+    from api.main import create_app, uvicorn_config
     from api.prepare import PrepareError, prepare
 
     settings = _settings(ns)
@@ -77,7 +77,7 @@ def cmd_serve(ns: argparse.Namespace) -> int:
         f"  readiness: {base}/readyz\n  {access}",
         flush=True,
     )
-    uvicorn.run(create_app(settings), host=settings.host, port=settings.port, log_level=ns.log_level)
+    uvicorn.Server(uvicorn_config(create_app(settings), settings, ns.log_level)).run()
     return 0
 
 

@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     """Requests one API key (or, with keys off, one client address) may have running; more get 429."""
     request_timeout_s: float = Field(default=60.0, gt=0)
     """Seconds a verification run may take; past it the answer is 503 and the partial trace is stored."""
+    shutdown_timeout_s: float = Field(default=20.0, gt=0)
+    """On SIGTERM, seconds to let running requests finish; then they are cancelled (their partial
+    traces stored as cancelled) and the server exits. Keep it under the orchestrator's kill grace."""
 
     def cors_origin_list(self) -> list[str]:
         """The CORS origins, one per comma-separated entry."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -107,3 +108,21 @@ def create_app(settings: Settings | None = None, *, services: LoadedServices | N
     viewer.mount_static(app)
     mount_docs(app)
     return app
+
+
+def uvicorn_config(app: ASGIApp, settings: Settings, log_level: str = "info") -> Any:
+    """How ``verifact serve`` runs ``app`` under uvicorn (a ``uvicorn.Config``).
+
+    A SIGTERM lets running requests finish for ``shutdown_timeout_s``; uvicorn then cancels them (each
+    stores its partial trace as cancelled) and the server exits, where a plain ``uvicorn.run`` would
+    wait on a slow LLM for as long as it takes.
+    """
+    import uvicorn
+
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=log_level,
+        timeout_graceful_shutdown=max(1, round(settings.shutdown_timeout_s)),
+    )

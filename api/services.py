@@ -14,6 +14,9 @@ from graph.services import LoadedServices, load_services
 
 logger = logging.getLogger(__name__)
 
+DRAIN_S = 5.0
+"""Seconds a stopping app waits for its running (by then cancelled) runs to store their traces."""
+
 
 class AppServices:
     """Holds the pipeline once loaded, and says why not while it is not."""
@@ -53,10 +56,16 @@ class AppServices:
         self.state, self.reason = "ready", None
         logger.info("verifact is ready")
 
-    async def stop(self) -> None:
-        """Cancel loading, close what was loaded (only what this object loaded itself)."""
+    async def stop(self, drain_s: float = DRAIN_S) -> None:
+        """Cancel loading, let running runs end, close what was loaded (only what this object loaded).
+
+        At shutdown the server has just cancelled the requests still running past its grace; each
+        stores its partial trace on its next turn on the event loop, which the drain gives it.
+        """
         if self._task is not None and not self._task.done():
             self._task.cancel()
+        if self.pipeline is not None and (left := await self.pipeline.drain(drain_s)):
+            logger.error("%d runs were still running at shutdown; their traces are not stored", left)
         if self._owned and self.loaded is not None:
             await self.loaded.aclose()
 

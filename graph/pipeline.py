@@ -88,6 +88,24 @@ class Pipeline:
         self._graph = build_graph()
         self._store_failures = 0
         self._count_lock = threading.Lock()  # failed runs are stored from worker threads
+        self._running: set[str] = set()
+
+    @property
+    def running(self) -> int:
+        """Runs started and not yet over (answered, failed, or cancelled and stored)."""
+        return len(self._running)
+
+    async def drain(self, timeout_s: float) -> int:
+        """Wait up to ``timeout_s`` for the running runs to end; how many are still running.
+
+        A server stopping cancels its requests and then shuts down; a cancelled run stores its partial
+        trace at its next turn on the event loop, so the shutdown waits here first, or those traces
+        would be lost with the process.
+        """
+        deadline = asyncio.get_running_loop().time() + timeout_s
+        while self._running and asyncio.get_running_loop().time() < deadline:
+            await asyncio.sleep(0.02)
+        return len(self._running)
 
     @property
     def trace_store_failures(self) -> int:
@@ -151,6 +169,7 @@ class Pipeline:
         )
         timeout_s = self.limits.timeout_s
         deadline = None if timeout_s is None else asyncio.get_running_loop().time() + timeout_s
+        self._running.add(state.trace_id)
         try:
             # Once report has answered, the deadline no longer applies: the run is done and stored.
             while (chunk := await _next_step(stream, None if result is not None else deadline)) is not None:
@@ -189,6 +208,7 @@ class Pipeline:
                 self._store_failure(state, events, reason)
             raise
         finally:
+            self._running.discard(state.trace_id)
             await stream.aclose()
         if result is None:  # the graph always ends in report; this guards a miswired graph
             raise PipelineError("the run ended without a result", trace_id=state.trace_id)

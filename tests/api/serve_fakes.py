@@ -1,7 +1,8 @@
 """The real app over the pipeline fakes, served by uvicorn in its own process, for tests that kill it.
 
-``python -m tests.api.serve_fakes --trace-db PATH [--judge-delay-s S]`` binds a free port on
-127.0.0.1, prints it on the first line of stdout, then serves until killed.
+``python -m tests.api.serve_fakes --trace-db PATH [--judge-delay-s S] [--shutdown-timeout-s S]`` binds
+a free port on 127.0.0.1, prints it on the first line of stdout, then serves until killed or stopped,
+under the uvicorn configuration of ``verifact serve``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from pathlib import Path
 import uvicorn
 
 from api.config import Settings
-from api.main import create_app
+from api.main import create_app, uvicorn_config
 from graph.services import LoadedServices
 from tests.pipeline_fakes import ScriptedJudge, fake_context
 
@@ -24,17 +25,25 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--trace-db", required=True, help="The SQLite trace store file.")
     parser.add_argument("--judge-delay-s", type=float, default=0.0, help="Seconds each verdict takes.")
+    parser.add_argument("--shutdown-timeout-s", type=float, default=20.0, help="Grace on SIGTERM.")
     args = parser.parse_args(argv)
     context = fake_context(Path(args.trace_db))
     # A slower judge keeps many runs, and so many trace writes, in flight at once.
     context = dataclasses.replace(context, judges={"nli": ScriptedJudge("nli-fake", args.judge_delay_s)})
     # A burst comes from one client address: the per-caller limit must not turn it into 429s.
-    settings = Settings(_env_file=None, trace_db=args.trace_db, max_concurrent_per_key=256)
+    settings = Settings(
+        _env_file=None,
+        trace_db=args.trace_db,
+        max_concurrent_per_key=256,
+        shutdown_timeout_s=args.shutdown_timeout_s,
+    )
     app = create_app(settings, services=LoadedServices(context, []))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.bind(("127.0.0.1", 0))
     print(sock.getsockname()[1], flush=True)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", backlog=256))
+    config = uvicorn_config(app, settings, log_level="warning")
+    config.backlog = 256
+    server = uvicorn.Server(config)
     server.run(sockets=[sock])
 
 
