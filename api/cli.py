@@ -214,16 +214,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the CLI; user errors print one line and exit 2, never a stack trace."""
-    ns = build_parser().parse_args(argv)
-    level = logging.INFO if ns.verbose or ns.command in ("train", "serve", "prepare") else logging.WARNING
+def configure_logging(*, verbose: bool, command: str) -> None:
+    """INFO for the long-running commands (and with ``-v``), else WARNING; noisy libraries held down."""
+    level = logging.INFO if verbose or command in ("train", "serve", "prepare") else logging.WARNING
     # The handler holds the level too: bm25s sets its own logger to DEBUG when imported.
     handler = logging.StreamHandler()
     handler.setLevel(level)
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", handlers=[handler])
     # faiss reports each CPU-specific build it fails to find at INFO; only the outcome matters.
     logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+    # The HTTP clients (the LLM judge's) log every request at INFO: a line per call, under load a flood.
+    for name in ("httpx", "httpx2"):
+        logging.getLogger(name).setLevel(logging.NOTSET if verbose else logging.WARNING)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; user errors print one line and exit 2, never a stack trace."""
+    ns = build_parser().parse_args(argv)
+    configure_logging(verbose=ns.verbose, command=ns.command)
     from api.cli_service import ServiceCliError
     from classifier.errors import ClassifierError
     from graph.context import JudgeUnavailableError

@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import io
 import json
+import logging
 from pathlib import Path
 from typing import Any
 
 import pytest
 
 import graph.services
-from api.cli import main
+from api.cli import configure_logging, main
 from graph.services import LoadedServices
 from graph.tracestore import TraceQuery
 from tests.api.helpers import CLAIM_0, CLAIM_2, one_error_line, run_cli
@@ -165,3 +166,21 @@ def test_service_command_help_exits_0(capsys: pytest.CaptureFixture[str], comman
 
     assert exit_info.value.code == 0
     assert capsys.readouterr().out.startswith(f"usage: verifact {command}")
+
+
+@pytest.mark.parametrize(("verbose", "logged"), [(False, False), (True, True)])
+def test_serve_does_not_log_each_llm_http_call_unless_verbose(verbose: bool, logged: bool) -> None:
+    # Under load a line per LLM call floods the log (and once filled a benchmark's stderr pipe).
+    loggers = [logging.getLogger(name) for name in ("httpx", "httpx2")]
+    levels = [log.level for log in loggers]
+    root = logging.getLogger()
+    root_level = root.level
+    try:
+        root.setLevel(logging.INFO)
+        configure_logging(verbose=verbose, command="serve")
+        assert all(log.isEnabledFor(logging.INFO) is logged for log in loggers)
+        assert all(log.isEnabledFor(logging.WARNING) for log in loggers)
+    finally:
+        for log, level in zip(loggers, levels, strict=True):
+            log.setLevel(level)
+        root.setLevel(root_level)
