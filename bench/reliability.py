@@ -1,6 +1,6 @@
 """Reliability under load: 2,000 /verify requests at concurrency 16, then again with a faulty LLM.
 
-    python -m bench.reliability [--requests 2000] [--fault-requests 600] [--concurrency 16]
+    python -m bench.reliability [--requests 2000] [--fault-requests 2000] [--concurrency 16]
 
 Each run starts ``verifact serve`` (the embedded defaults, the local judge) on 127.0.0.1 with a fresh
 trace store and drives POST /verify with the paragraphs of `bench.service_load`. It records every
@@ -131,6 +131,9 @@ def run(
             "VERIFACT_LLM_MODEL": "fault-server",
             "VERIFACT_LLM_TIMEOUT_S": "1",
             "VERIFACT_LLM_MAX_RETRIES": "1",
+            # The fault server holds calls for seconds; at the default 4 at a time the burst would
+            # measure that queue, not the server.
+            "VERIFACT_LLM_MAX_CONCURRENCY": str(concurrency),
         }
     with tempfile.TemporaryDirectory(prefix="verifact-reliability-") as tmp:
         db = Path(tmp) / "traces.db"
@@ -156,6 +159,11 @@ def run(
                 proc.wait(timeout=30)
                 result_shutdown = {"shutdown_s": 90.0, "shutdown_clean": False}
         result |= result_shutdown
+        # What the server logged (warnings and up) goes to a file the run can read, never a full pipe.
+        log = db.with_name("server.log")
+        result["server_log_bytes"] = log.stat().st_size if log.is_file() else 0
+        if not result["shutdown_clean"]:
+            result["server_log_tail"] = log.read_text("utf-8", "replace")[-2000:]
         result["lost_traces"] = lost_traces(db, result["trace_ids"])
     result["returned_trace_ids"] = len(result.pop("trace_ids"))
     return result
@@ -208,7 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--data-dir", default=os.environ.get("VERIFACT_DATA_DIR", "../shared/data"))
     parser.add_argument("--requests", type=int, default=2000)
-    parser.add_argument("--fault-requests", type=int, default=600)
+    parser.add_argument("--fault-requests", type=int, default=2000)
     parser.add_argument("--concurrency", type=int, default=16)
     parser.add_argument("--deadline-s", type=float, default=900.0, help="time bound per run")
     parser.add_argument(

@@ -61,9 +61,15 @@ def _peak_rss_mb(pid: int) -> float:
 
 
 def start_server(
-    port: int, trace_db: Path, extra_env: dict[str, str] | None = None
+    port: int, trace_db: Path, extra_env: dict[str, str] | None = None, log: Path | None = None
 ) -> subprocess.Popen[bytes]:
-    """``verifact serve`` in a child process, waited on until /readyz answers 200."""
+    """``verifact serve`` in a child process, waited on until /readyz answers 200.
+
+    The server's stderr goes to ``log`` (default: ``server.log`` beside ``trace_db``), never to a pipe:
+    nobody reads a pipe while the load runs, and once its 64 KiB buffer is full every log write blocks
+    the server (a fault run that logs for each failed LLM call stalls that way, and then cannot stop).
+    """
+    log = log or trace_db.with_name("server.log")
     # The load generator is one client address: lift the per-caller concurrency limit above c16.
     env = {
         **os.environ,
@@ -72,16 +78,17 @@ def start_server(
         "VERIFACT_MAX_CONCURRENT_PER_KEY": "64",
         **(extra_env or {}),
     }
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "api.cli", "serve", "--log-level", "warning"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-    )
+    with log.open("ab") as sink:  # the child keeps its own descriptor
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "api.cli", "serve", "--log-level", "warning"],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=sink,
+        )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"server exited: {proc.stderr.read().decode() if proc.stderr else ''}")
+            raise RuntimeError(f"server exited: {_tail(log)}")
         try:
             r = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)
             if r.status_code == 200:
@@ -92,7 +99,11 @@ def start_server(
             pass
         time.sleep(0.5)
     proc.kill()
-    raise RuntimeError("server not ready after 180 s")
+    raise RuntimeError(f"server not ready after 180 s: {_tail(log)}")
+
+
+def _tail(log: Path, limit: int = 4000) -> str:
+    return log.read_bytes()[-limit:].decode("utf-8", "replace") if log.is_file() else ""
 
 
 async def drive(base: str, texts: list[str], concurrency: int, total: int) -> dict[str, Any]:
