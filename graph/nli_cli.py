@@ -127,13 +127,13 @@ def _in_data(folder: str, name: str) -> str:
 
 def cmd_nli_tune(ns: argparse.Namespace) -> int:
     """Fit the temperature, the aggregation rule and the learned aggregator on dev; save them by the model."""
+    from graph.nli_ensemble import load_pair_scorer
     from graph.nli_judge import PARAMS_FILE, save_params
-    from graph.nli_model import PairModel
     from graph.nli_tune import tune_judge
 
     _quiet_transformers()
     settings = _settings(ns)
-    model = PairModel.load(settings)
+    model = load_pair_scorer(settings)
     claims_files = [_in_data(ns.nli_data, c) for c in ns.claims]
     params = tune_judge(model, _in_data(ns.nli_data, ns.pairs), claims_files, aggregator=ns.aggregator)
     out = Path(ns.out) if ns.out else Path(settings.model) / PARAMS_FILE
@@ -160,6 +160,18 @@ def cmd_nli_tune(ns: argparse.Namespace) -> int:
         _echo(f"learned aggregator skipped: {comparison['skipped']}")
     chosen = f"{params.aggregator_name} (C {params.aggregator.C:g})" if params.aggregator else rule.name
     _echo(f"aggregator: {comparison['chosen']} -> {chosen} (asked for {comparison['requested']})")
+    return 0
+
+
+def cmd_nli_ensemble(ns: argparse.Namespace) -> int:
+    """Write an ensemble directory over saved pair models."""
+    from graph.nli_ensemble import write_ensemble
+
+    path = write_ensemble(ns.out, ns.members)
+    _echo(
+        f"ensemble of {len(ns.members)} models written to {path}; tune it with "
+        f"'verifact nli tune --model {ns.out}'"
+    )
     return 0
 
 
@@ -285,6 +297,11 @@ def add_nli_parser(subparsers: Any, defaults: NLICliDefaults) -> None:
     )
     p.add_argument("--out", help="settings file to write (default: MODEL/nli_judge.json)")
     p.set_defaults(func=cmd_nli_tune)
+
+    p = sub.add_parser("ensemble", help="average several pair models as one (tune it like a model)")
+    p.add_argument("members", nargs="+", help="model directories (two or more)")
+    p.add_argument("--out", required=True, help="the ensemble directory to write")
+    p.set_defaults(func=cmd_nli_ensemble)
 
     p = sub.add_parser("evaluate", help="claim-level metrics with gold evidence")
     _model_args(p, defaults)

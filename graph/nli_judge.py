@@ -24,7 +24,8 @@ from graph.errors import VerifierError
 from graph.judges import EMPTY_CLAIM_REASON, NO_EVIDENCE_REASON, abstain, describe_error
 from graph.nli_aggregator import LearnedAggregator, decide_learned
 from graph.nli_calibration import verdict_probabilities
-from graph.nli_model import NLISettings, PairModel, PairScorer
+from graph.nli_ensemble import load_pair_scorer
+from graph.nli_model import NLISettings, PairScorer
 from graph.nli_records import evidence_text
 from graph.nli_rule import AggregationRule, Decision, aggregate
 from graph.schemas import LABELS, EvidencePassage, Judgement, JudgeTrace, Verdict
@@ -134,12 +135,14 @@ class NLIJudge:
 
     @classmethod
     def load(cls, settings: NLISettings) -> NLIJudge:
-        """Load the model and its nli_judge.json (from `settings.params_file`, else the model directory).
+        """Load the model (or an ensemble directory) and its nli_judge.json.
+
+        The settings file is `settings.params_file`, else the one in the model directory.
 
         Raises:
             VerifierError: the model or the settings file cannot be used.
         """
-        scorer = PairModel.load(settings)
+        scorer = load_pair_scorer(settings)
         path = Path(settings.params_file) if settings.params_file else Path(settings.model) / PARAMS_FILE
         if settings.params_file or path.is_file():
             return cls(scorer, load_params(path), name=settings.name, params_file=str(path))
