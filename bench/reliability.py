@@ -222,7 +222,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--local-from", type=Path, help="take the local-judge run from this JSON (a previous run's printout)"
     )
+    parser.add_argument(
+        "--render-only", action="store_true", help="rewrite the report and plot from reliability.json"
+    )
     args = parser.parse_args(argv)
+    if args.render_only:
+        results = json.loads((RESULTS / "reliability.json").read_text(encoding="utf-8"))
+        save("reliability", results, render(results))
+        plot(results, RESULTS / "reliability.png")
+        return 0
     texts = paragraphs(Path(args.data_dir), 400, seed=11)
     if args.local_from:
         results = json.loads(args.local_from.read_text(encoding="utf-8"))
@@ -241,26 +249,44 @@ def main(argv: list[str] | None = None) -> int:
     results["schemathesis_cases"] = counts.get("schemathesis_cases")
     results["hypothesis_cases"] = counts.get("hypothesis_cases")
     results["machine"] = machine()
-    rows = [
-        [name, b["requests"], b["errors_5xx"], b["lost_traces"], b["p50_ms"], b["p95_ms"], b["p99_ms"],
-         b["rps"], b["rss_mb_start"], b["rss_mb_end"], b["rss_mb_per_1000_requests_second_half"]]
-        for name, b in (("local judge", results), ("faulty LLM", results["fault_run"]))
-    ]  # fmt: skip
-    headers = ["run", "requests", "5xx", "lost traces", "p50 ms", "p95 ms", "p99 ms", "req/s",
-               "RSS start MiB", "RSS end MiB", "RSS slope MiB/1k req (2nd half)"]  # fmt: skip
-    md = (
-        f"# Reliability: POST /verify at concurrency {args.concurrency}, uvicorn on 127.0.0.1\n\n"
-        f"{markdown_table(headers, rows)}\n\n"
-        f"Statuses: local {results['statuses']}, fault run {results['fault_run']['statuses']}; "
-        f"fault-run verdicts {results['fault_run']['verdicts']} over "
-        f"{results['fault_run']['llm_requests']} LLM requests.\n"
-        f"Fuzzing (from the test suite): schemathesis {results['schemathesis_cases']} cases, "
-        f"hypothesis {results['hypothesis_cases']} cases.\n\n![memory](reliability.png)\n"
-    )
+    md = render(results)
     print(md)
     save("reliability", results, md)
     plot(results, RESULTS / "reliability.png")
     return 0
+
+
+def _warm_rss(block: dict[str, Any]) -> float:
+    """RSS at the first sample past a tenth of the run: memory once the caches have filled."""
+    samples = block["rss_samples"]
+    return float(next((m for c, m in samples if c >= block["requests"] / 10), samples[-1][1]))
+
+
+def render(results: dict[str, Any]) -> str:
+    """The markdown report of a results dict (as saved in reliability.json)."""
+    runs = (("local judge", results), ("faulty LLM", results["fault_run"]))
+    rows = [
+        [name, b["requests"], b["errors_5xx"], b["lost_traces"], f"{b['p50_ms']:.0f}", f"{b['p95_ms']:.0f}",
+         f"{b['p99_ms']:.0f}", f"{b['rps']:.2f}", f"{b['rss_mb_start']:.0f}", f"{_warm_rss(b):.0f}",
+         f"{b['rss_mb_end']:.0f}", f"{b['rss_mb_per_1000_requests_second_half']:.2f}"]
+        for name, b in runs
+    ]  # fmt: skip
+    headers = ["run", "requests", "5xx", "lost traces", "p50 ms", "p95 ms", "p99 ms", "req/s",
+               "RSS start MiB", "RSS at 10% MiB", "RSS end MiB", "RSS slope MiB/1k (2nd half)"]  # fmt: skip
+    fault = results["fault_run"]
+    stops = "; ".join(
+        f"{name}: {'clean' if b.get('shutdown_clean', True) else 'NOT clean'} in {b.get('shutdown_s', '?')} s"
+        for name, b in runs
+    )
+    return (
+        f"# Reliability: POST /verify at concurrency {results['concurrency']}, uvicorn on 127.0.0.1\n\n"
+        f"{markdown_table(headers, rows)}\n\n"
+        f"Statuses: local {results['statuses']}, fault run {fault['statuses']}; "
+        f"fault-run verdicts {fault['verdicts']} over {fault['llm_requests']} LLM requests.\n"
+        f"Server stop on SIGTERM after the burst: {stops}.\n"
+        f"Fuzzing (from the test suite): schemathesis {results['schemathesis_cases']} cases, "
+        f"hypothesis {results['hypothesis_cases']} cases.\n\n![memory](reliability.png)\n"
+    )
 
 
 if __name__ == "__main__":
