@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import TYPE_CHECKING
 
 from fastapi import FastAPI
 from starlette.middleware.cors import CORSMiddleware
@@ -19,6 +19,9 @@ from api.routes import documents, health, predict, traces, verify, viewer
 from api.security import SecurityHeadersMiddleware
 from api.services import AppServices
 from graph.services import LoadedServices, package_version
+
+if TYPE_CHECKING:
+    import uvicorn
 
 logger = logging.getLogger(__name__)
 
@@ -110,8 +113,8 @@ def create_app(settings: Settings | None = None, *, services: LoadedServices | N
     return app
 
 
-def uvicorn_config(app: ASGIApp, settings: Settings, log_level: str = "info") -> Any:
-    """How ``verifact serve`` runs ``app`` under uvicorn (a ``uvicorn.Config``).
+def uvicorn_config(app: ASGIApp, settings: Settings, log_level: str = "info") -> uvicorn.Config:
+    """How ``verifact serve`` runs ``app`` under uvicorn.
 
     A SIGTERM lets running requests finish for ``shutdown_timeout_s``; uvicorn then cancels them (each
     stores its partial trace as cancelled) and the server exits, where a plain ``uvicorn.run`` would
