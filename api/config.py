@@ -55,6 +55,8 @@ class Settings(BaseSettings):
     otlp_capture_content: bool = False
     max_concurrency: int = Field(default=8, ge=1, le=256)
     batch_wait_ms: float = Field(default=2.0, ge=0.0, le=100.0)
+    onnx_spinning: bool = False
+    """Let ONNX Runtime's idle threads spin-wait for work: faster single calls, slower under load."""
 
     api_keys: SecretStr = SecretStr("")
     """Comma-separated API keys, each ``name:key`` or a bare key; none here or in the file: keys are off."""
@@ -123,4 +125,5 @@ class Settings(BaseSettings):
             otlp_capture_content=self.otlp_capture_content,
             max_concurrency=self.max_concurrency,
             batch_wait_ms=self.batch_wait_ms,
+            onnx_spinning=self.onnx_spinning,
         )

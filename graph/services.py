@@ -57,6 +57,9 @@ class PipelineConfig(BaseModel):
     """Per-claim steps running at once within one run."""
     batch_wait_ms: float = Field(default=2.0, ge=0.0, le=100.0)
     """How long a model call waits for other requests to join its batch."""
+    onnx_spinning: bool = False
+    """Let ONNX Runtime's idle threads spin-wait; off, as the models' sessions share few cores (see
+    `classifier.predict.set_onnx_spinning`)."""
 
 
 class ClassifierScorer:
@@ -241,7 +244,7 @@ def load_services(config: PipelineConfig) -> LoadedServices:
 
 def _load(config: PipelineConfig, closers: list[Any]) -> LoadedServices:
     from classifier.modeling import model_files_hash
-    from classifier.predict import CheckWorthinessClassifier
+    from classifier.predict import CheckWorthinessClassifier, set_onnx_spinning
     from graph.nli_judge import NLIJudge
     from graph.prompts import PROMPT_HASH, PROMPT_VERSION
     from graph.second_opinion import SecondOpinionJudge
@@ -249,8 +252,11 @@ def _load(config: PipelineConfig, closers: list[Any]) -> LoadedServices:
     from graph.tracestore import open_trace_store
     from retrieval.encoder import load_encoder
     from retrieval.index import EvidenceIndex
+    from retrieval.onnx_encoder import set_onnx_spinning as set_encoder_spinning
     from retrieval.retriever import Retriever
 
+    set_onnx_spinning(config.onnx_spinning)
+    set_encoder_spinning(config.onnx_spinning)
     clf = CheckWorthinessClassifier.load(config.classifier_dir, backend=config.classifier_backend)
     scorer = ClassifierScorer(clf, batch_wait_ms=config.batch_wait_ms)
     closers.append(scorer)

@@ -96,6 +96,19 @@ def _export(layout: SentenceModelLayout, out: Path) -> None:
     fp32.unlink()
 
 
+_SPINNING = True
+
+
+def set_onnx_spinning(allowed: bool) -> None:
+    """Whether encoder sessions opened from now on spin-wait when idle (ONNX Runtime's default).
+
+    As `classifier.predict.set_onnx_spinning`: on for index builds, off in the service, where the
+    encoder shares few cores with the other models' sessions.
+    """
+    global _SPINNING
+    _SPINNING = allowed
+
+
 class OnnxEncoder(BaseEncoder):
     """Runs an int8 export; batches are sorted by length and sized by a token budget."""
 
@@ -116,6 +129,8 @@ class OnnxEncoder(BaseEncoder):
         opts = ort.SessionOptions()
         if threads:
             opts.intra_op_num_threads = threads
+        if not _SPINNING:
+            opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         try:
             self.session = ort.InferenceSession(str(onnx_path), opts, providers=["CPUExecutionProvider"])

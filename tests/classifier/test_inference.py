@@ -118,6 +118,26 @@ def test_onnx_int8_agrees_with_torch_and_is_picked_by_default(
     assert np.max(np.abs(np.array(auto.scores(texts)) - np.array(torch_scores))) < 0.1
 
 
+def test_onnx_sessions_stop_spinning_when_the_service_says_so(model_dir: Path, tmp_path: Path) -> None:
+    from classifier.export import export_onnx
+    from classifier.predict import set_onnx_spinning
+
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    export_onnx(copy, SENTENCES, quantize=False)
+    key = "session.intra_op.allow_spinning"
+    default = CheckWorthinessClassifier.load(copy, backend="onnx")
+    with pytest.raises(RuntimeError):  # ONNX Runtime's default (spinning) is left alone
+        default.backend.session.get_session_options().get_session_config_entry(key)  # type: ignore[attr-defined]
+    set_onnx_spinning(False)
+    try:
+        quiet = CheckWorthinessClassifier.load(copy, backend="onnx")
+    finally:
+        set_onnx_spinning(True)
+    assert quiet.backend.session.get_session_options().get_session_config_entry(key) == "0"  # type: ignore[attr-defined]
+    assert quiet.scores(SENTENCES) == default.scores(SENTENCES)
+
+
 def test_onnx_fp32_export_is_exact(model_dir: Path, tmp_path: Path) -> None:
     from classifier.export import export_onnx
 
