@@ -150,15 +150,19 @@ def naive_rps(texts: list[str]) -> dict[str, Any]:
     """The same models, no batching: one sentence, one search, one pair at a time, sequentially."""
     from api.config import Settings
     from api.prepare import resolve_model_dirs
-    from classifier.predict import CheckWorthinessClassifier
+    from classifier.predict import CheckWorthinessClassifier, set_onnx_spinning
     from graph.nli_judge import NLIJudge
     from graph.schemas import EvidencePassage
     from graph.splitter import PysbdSplitter
     from retrieval.encoder import load_encoder
     from retrieval.index import EvidenceIndex
+    from retrieval.onnx_encoder import set_onnx_spinning as set_encoder_spinning
     from retrieval.retriever import Retriever
 
     settings = resolve_model_dirs(Settings())
+    # The same ONNX Runtime session settings as the server's (`PipelineConfig.onnx_spinning`).
+    set_onnx_spinning(settings.pipeline().onnx_spinning)
+    set_encoder_spinning(settings.pipeline().onnx_spinning)
     clf = CheckWorthinessClassifier.load(settings.classifier_dir)
     manifest = EvidenceIndex.read_manifest(settings.index_dir)
     retriever = Retriever(EvidenceIndex.load(settings.index_dir, load_encoder(manifest["encoder"]["name"])))
