@@ -191,7 +191,7 @@ def latency(judge: NLIJudge, claim: ClaimRecord, runs: int = 50) -> dict[str, An
         judge.decide(judge.probabilities(claim.claim, passages), claim.claim, passages)
         if i >= 3:
             times.append((time.perf_counter() - started) * 1000.0)
-    backend = type(getattr(getattr(judge.scorer, "classifier", None), "backend", None)).__name__
+    backend = _backend_name(judge.scorer)
     return {
         "median_ms": statistics.median(times),
         "p90_ms": float(np.percentile(times, 90)),
@@ -211,6 +211,14 @@ def training_pairs(model: Path, report: Path | None) -> tuple[dict[str, int], di
     by_source = (content.get("train") or content["files"]["train.tsv"])["by_source"]
     counts = {source: int(sum(labels.values())) for source, labels in by_source.items()}
     return counts, {"report": str(report), "by_source": by_source, "extra_train_files": extra}
+
+
+def _backend_name(scorer: Any) -> str:
+    """The backend a scorer runs on; for an ensemble, its members' in order."""
+    members = getattr(scorer, "members", None)
+    if members is not None:
+        return "ensemble of " + ", ".join(_backend_name(m) for m in members)
+    return type(getattr(getattr(scorer, "classifier", None), "backend", None)).__name__
 
 
 def main(argv: Sequence[str] | None = None) -> None:
