@@ -223,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
         "--local-from", type=Path, help="take the local-judge run from this JSON (a previous run's printout)"
     )
     parser.add_argument(
+        "--fault-from", type=Path, help="take the fault run from this JSON (a previous run's fault_run block)"
+    )
+    parser.add_argument(
         "--render-only", action="store_true", help="rewrite the report and plot from reliability.json"
     )
     args = parser.parse_args(argv)
@@ -240,9 +243,14 @@ def main(argv: list[str] | None = None) -> int:
     else:
         results = run(texts, args.requests, args.concurrency, args.deadline_s, None)
     print(f"local judge: {json.dumps({k: v for k, v in results.items() if k != 'rss_samples'})}", flush=True)
-    with fault_script() as server:
-        results["fault_run"] = run(texts, args.fault_requests, args.concurrency, args.deadline_s, server.url)
-        results["fault_run"]["llm_requests"] = len(server.requests)
+    if args.fault_from:
+        results["fault_run"] = json.loads(args.fault_from.read_text(encoding="utf-8"))
+    else:
+        with fault_script() as server:
+            results["fault_run"] = run(
+                texts, args.fault_requests, args.concurrency, args.deadline_s, server.url
+            )
+            results["fault_run"]["llm_requests"] = len(server.requests)
     print(f"fault run: {json.dumps({k: v for k, v in results['fault_run'].items() if k != 'rss_samples'})}")
     fuzz = ROOT / "artifacts" / "fuzz_cases.json"
     counts = json.loads(fuzz.read_text()) if fuzz.is_file() else {}
