@@ -76,34 +76,44 @@ def test_serve_note_reads_the_keys_of_the_settings() -> None:
 
 
 @pytest.fixture
-def bound(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, int]]:
-    """What `uvicorn.run` was asked to bind to (it binds nothing here)."""
-    calls: list[tuple[str, int]] = []
-    monkeypatch.setattr(uvicorn, "run", lambda app, host, port, **_: calls.append((host, port)))
+def served(monkeypatch: pytest.MonkeyPatch) -> list[uvicorn.Config]:
+    """The configurations the uvicorn server was run with (it binds nothing here)."""
+    configs: list[uvicorn.Config] = []
+
+    def run(server: uvicorn.Server, sockets: object = None) -> None:
+        configs.append(server.config)
+
+    monkeypatch.setattr(uvicorn.Server, "run", run)
     monkeypatch.setattr(api.cli_service, "quiet_model_loading", lambda: None)
-    return calls
+    return configs
+
+
+def _binds(served: list[uvicorn.Config]) -> list[tuple[str, int]]:
+    return [(c.host, c.port) for c in served]
 
 
 def test_verifact_serve_refuses_a_public_host_without_keys(
-    capsys: pytest.CaptureFixture[str], bound: list[tuple[str, int]]
+    capsys: pytest.CaptureFixture[str], served: list[uvicorn.Config]
 ) -> None:
     code, out, err = run_cli(capsys, "serve", "--host", "0.0.0.0")
 
-    assert code == 2 and out == "" and bound == []
+    assert code == 2 and out == "" and served == []
     assert "API keys are off" in one_error_line(err) and "VERIFACT_ALLOW_OPEN=true" in err
 
 
 def test_verifact_serve_says_when_keys_are_off_and_serves_loopback(
-    capsys: pytest.CaptureFixture[str], bound: list[tuple[str, int]]
+    capsys: pytest.CaptureFixture[str], served: list[uvicorn.Config]
 ) -> None:
     code, out, _ = run_cli(capsys, "serve")
 
-    assert code == 0 and bound == [("127.0.0.1", 8000)]
+    assert code == 0 and _binds(served) == [("127.0.0.1", 8000)]
     assert "API keys are off: listening on 127.0.0.1 only" in out
+    # On SIGTERM running requests get the configured grace, then are cancelled (test_shutdown.py).
+    assert [c.timeout_graceful_shutdown for c in served] == [20]
 
 
 def test_verifact_serve_listens_anywhere_with_keys_or_when_allowed_open(
-    capsys: pytest.CaptureFixture[str], bound: list[tuple[str, int]], monkeypatch: pytest.MonkeyPatch
+    capsys: pytest.CaptureFixture[str], served: list[uvicorn.Config], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("VERIFACT_API_KEYS", f"alice:{ALICE}")
     code, out, _ = run_cli(capsys, "serve", "--host", "0.0.0.0")
@@ -113,4 +123,4 @@ def test_verifact_serve_listens_anywhere_with_keys_or_when_allowed_open(
     monkeypatch.setenv("VERIFACT_ALLOW_OPEN", "true")
     code, out, _ = run_cli(capsys, "serve", "--host", "0.0.0.0")
     assert code == 0 and "open to anyone" in out
-    assert bound == [("0.0.0.0", 8000), ("0.0.0.0", 8000)]
+    assert _binds(served) == [("0.0.0.0", 8000), ("0.0.0.0", 8000)]
