@@ -189,7 +189,7 @@ class TorchBackend:
 _SPINNING = True
 
 
-def set_onnx_spinning(allowed: bool) -> None:
+def set_onnx_spinning(allowed: bool) -> bool:
     """Whether ONNX sessions opened from now on keep idle worker threads spin-waiting for work.
 
     Spinning (ONNX Runtime's default) suits one big batch job on its own: about 4% more sentences/s
@@ -197,9 +197,11 @@ def set_onnx_spinning(allowed: bool) -> None:
     cores, where threads spinning in one session steal the cores another needs: measured on 2 cores
     with the whole pipeline in one process, turning it off took 16 concurrent runs from 6.7 to 8.3
     paragraphs/s and one run at a time from 5.7 to 6.6. The service turns it off (`graph.services`).
+    Returns the previous setting.
     """
     global _SPINNING
-    _SPINNING = allowed
+    previous, _SPINNING = _SPINNING, allowed
+    return previous
 
 
 class OnnxBackend:

@@ -99,14 +99,15 @@ def _export(layout: SentenceModelLayout, out: Path) -> None:
 _SPINNING = True
 
 
-def set_onnx_spinning(allowed: bool) -> None:
+def set_onnx_spinning(allowed: bool) -> bool:
     """Whether encoder sessions opened from now on spin-wait when idle (ONNX Runtime's default).
 
     As `classifier.predict.set_onnx_spinning`: on for index builds, off in the service, where the
-    encoder shares few cores with the other models' sessions.
+    encoder shares few cores with the other models' sessions. Returns the previous setting.
     """
     global _SPINNING
-    _SPINNING = allowed
+    previous, _SPINNING = _SPINNING, allowed
+    return previous
 
 
 class OnnxEncoder(BaseEncoder):

@@ -126,14 +126,16 @@ def test_onnx_sessions_stop_spinning_when_the_service_says_so(model_dir: Path, t
     shutil.copytree(model_dir, copy)
     export_onnx(copy, SENTENCES, quantize=False)
     key = "session.intra_op.allow_spinning"
-    default = CheckWorthinessClassifier.load(copy, backend="onnx")
-    with pytest.raises(RuntimeError):  # ONNX Runtime's default (spinning) is left alone
-        default.backend.session.get_session_options().get_session_config_entry(key)  # type: ignore[attr-defined]
-    set_onnx_spinning(False)
+    # A process-wide setting: whatever loaded the service earlier in this process may have turned it off.
+    previous = set_onnx_spinning(True)
     try:
+        default = CheckWorthinessClassifier.load(copy, backend="onnx")
+        set_onnx_spinning(False)
         quiet = CheckWorthinessClassifier.load(copy, backend="onnx")
     finally:
-        set_onnx_spinning(True)
+        set_onnx_spinning(previous)
+    with pytest.raises(RuntimeError):  # ONNX Runtime's default (spinning) is left alone
+        default.backend.session.get_session_options().get_session_config_entry(key)  # type: ignore[attr-defined]
     assert quiet.backend.session.get_session_options().get_session_config_entry(key) == "0"  # type: ignore[attr-defined]
     assert quiet.scores(SENTENCES) == default.scores(SENTENCES)
 
