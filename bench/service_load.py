@@ -1,6 +1,6 @@
 """The service under load: uvicorn on 127.0.0.1, POST /verify at concurrency 1, 4 and 16.
 
-    python -m bench.service_load [--requests 60,160,320] [--naive-paragraphs 40]
+    python -m bench.service_load [--requests 120,160,320] [--naive-paragraphs 40]
 
 Paragraphs: five sentences each, drawn from real data (two Climate-FEVER test claims and three CT24
 dev_test sentences, shuffled), seeded. The server runs with the embedded defaults (the same
@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--data-dir", default=os.environ.get("VERIFACT_DATA_DIR", "../shared/data"))
-    parser.add_argument("--requests", default="60,160,320", help="requests at concurrency 1, 4 and 16")
+    parser.add_argument("--requests", default="120,160,320", help="requests at concurrency 1, 4 and 16")
     parser.add_argument("--naive-paragraphs", type=int, default=40)
     args = parser.parse_args(argv)
     counts = [int(x) for x in args.requests.split(",")]
