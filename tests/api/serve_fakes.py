@@ -9,15 +9,50 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import os
 import socket
+import subprocess
+import sys
+import time
 from pathlib import Path
 
+import httpx
 import uvicorn
 
 from api.config import Settings
 from api.main import create_app, uvicorn_config
 from graph.services import LoadedServices
 from tests.pipeline_fakes import ScriptedJudge, fake_context
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def start(trace_db: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
+    """Run this server in a subprocess (one CPU thread) and wait until it is healthy: (process, URL).
+
+    ``args`` are this module's other options. The caller stops the process (and closes its stdout).
+    """
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tests.api.serve_fakes", "--trace-db", str(trace_db), *args],
+        cwd=ROOT,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,  # never a pipe nobody reads: a full one would block the server
+        text=True,
+    )
+    assert proc.stdout is not None
+    url = f"http://127.0.0.1:{int(proc.stdout.readline())}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return proc, url
+        except httpx.TransportError:
+            pass
+        if time.monotonic() > deadline or proc.poll() is not None:
+            proc.kill()
+            raise RuntimeError("the fakes server did not start")
+        time.sleep(0.05)
 
 
 def main(argv: list[str] | None = None) -> None:

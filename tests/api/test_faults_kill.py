@@ -23,6 +23,7 @@ from fastapi.testclient import TestClient
 from graph.tracestore import open_trace_store
 from retrieval.index import EvidenceIndex
 from retrieval.types import Passage
+from tests.api import serve_fakes
 from tests.api.helpers import fake_app
 from tests.api.index_crash import NEW, POINTS
 from tests.fakes import HashEncoder
@@ -47,34 +48,15 @@ def _env() -> dict[str, str]:
 @pytest.fixture
 def server(store_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """A uvicorn server on the fakes in a subprocess, its judge slow enough to keep runs in flight."""
-    proc = subprocess.Popen(
-        _python("tests.api.serve_fakes", "--trace-db", str(store_path), "--judge-delay-s", "0.2"),
-        cwd=ROOT,
-        env=_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc, url = serve_fakes.start(store_path, "--judge-delay-s", "0.2")
     try:
-        assert proc.stdout is not None
-        url = f"http://127.0.0.1:{int(proc.stdout.readline())}"
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline and proc.poll() is None, "the server did not start"
-            time.sleep(0.05)
         yield proc, url
     finally:
         if proc.poll() is None:
             proc.kill()
         proc.wait(timeout=10)
-        for stream in (proc.stdout, proc.stderr):
-            if stream is not None:
-                stream.close()
+        if proc.stdout is not None:
+            proc.stdout.close()
 
 
 def test_every_answered_trace_survives_a_kill_9_during_a_burst(

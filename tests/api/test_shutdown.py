@@ -6,10 +6,8 @@ own process, over the pipeline fakes with a judge that takes far longer than the
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
@@ -18,8 +16,8 @@ import httpx
 import pytest
 
 from graph.tracestore import TraceQuery, open_trace_store
+from tests.api import serve_fakes
 
-ROOT = Path(__file__).resolve().parents[2]
 TEXT = "The Eiffel Tower is in Paris. It opened in 1889."
 
 STOPPED = (0, -signal.SIGTERM)
@@ -29,26 +27,9 @@ pytestmark = pytest.mark.slow
 
 
 def _start(store: Path, judge_delay_s: float, grace_s: float) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.api.serve_fakes", "--trace-db", str(store),
-         "--judge-delay-s", str(judge_delay_s), "--shutdown-timeout-s", str(grace_s)],
-        cwd=ROOT,
-        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.DEVNULL,
-        text=True,
-    )  # fmt: skip
-    assert proc.stdout is not None
-    url = f"http://127.0.0.1:{int(proc.stdout.readline())}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return proc, url
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline and proc.poll() is None, "the server did not start"
-        time.sleep(0.05)
+    return serve_fakes.start(
+        store, "--judge-delay-s", str(judge_delay_s), "--shutdown-timeout-s", str(grace_s)
+    )
 
 
 def _post_in_background(url: str, answers: list[int | str]) -> threading.Thread:
