@@ -31,7 +31,7 @@ import httpx
 import numpy as np
 
 from bench.report import RESULTS, machine, markdown_table, save
-from bench.service_load import _free_port, _peak_rss_mb, paragraphs, start_server
+from bench.service_load import _free_port, _peak_rss_mb, _tail, paragraphs, start_server
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -163,7 +163,7 @@ def run(
         log = db.with_name("server.log")
         result["server_log_bytes"] = log.stat().st_size if log.is_file() else 0
         if not result["shutdown_clean"]:
-            result["server_log_tail"] = log.read_text("utf-8", "replace")[-2000:]
+            result["server_log_tail"] = _tail(log, 2000)
         result["lost_traces"] = lost_traces(db, result["trace_ids"])
     result["returned_trace_ids"] = len(result.pop("trace_ids"))
     return result

@@ -23,11 +23,10 @@ import numpy as np
 
 from classifier.metrics import FloatArray
 from graph.errors import VerifierError
-from graph.nli_model import NLISettings, PairModel, PairScorer
+from graph.nli_model import LOG_FLOOR, NLISettings, PairModel, PairScorer
 from graph.schemas import LABELS
 
 ENSEMBLE_FILE = "ensemble.json"
-_LOG_FLOOR = 1e-30
 
 
 class EnsembleScorer:
@@ -57,7 +56,7 @@ class EnsembleScorer:
         total = np.zeros((len(claims), len(LABELS)), dtype=np.float64)
         for member in self.members:
             total += np.exp(member.log_probs(claims, evidences)) @ member.matrix
-        out: FloatArray = np.log(np.maximum(total / len(self.members), _LOG_FLOOR))
+        out: FloatArray = np.log(np.maximum(total / len(self.members), LOG_FLOOR))
         return out
 
     def describe(self) -> dict[str, Any]:
@@ -77,7 +76,7 @@ class EnsembleScorer:
 def write_ensemble(out: str | Path, members: Sequence[str | Path]) -> Path:
     """Create the ensemble directory ``out`` naming ``members``; returns its ``ensemble.json``.
 
-    Members are stored relative to ``out`` when they can be, so the runs folder can move as a whole.
+    Members are stored relative to ``out``, so the runs folder can move as a whole.
 
     Raises:
         VerifierError: fewer than two members, or a member that is an ensemble or no model directory.
@@ -92,7 +91,7 @@ def write_ensemble(out: str | Path, members: Sequence[str | Path]) -> Path:
         if not (path / "config.json").is_file():
             raise VerifierError(f"not a model directory (no config.json): {path}")
     out.mkdir(parents=True, exist_ok=True)
-    stored = [_relative(path, out.resolve()) for path in paths]
+    stored = [os.path.relpath(path, out.resolve()) for path in paths]
     target = out / ENSEMBLE_FILE
     target.write_text(json.dumps({"members": stored}, indent=2) + "\n", encoding="utf-8")
     return target
@@ -127,10 +126,3 @@ def load_pair_scorer(settings: NLISettings) -> PairScorer:
         member = settings.model_copy(update={"model": str(path), "params_file": None})
         members.append(PairModel.load(member))
     return EnsembleScorer(members, model_id=str(root))
-
-
-def _relative(path: Path, base: Path) -> str:
-    try:
-        return str(path.relative_to(base))
-    except ValueError:
-        return os.path.relpath(path, base) if path.anchor == base.anchor else str(path)

@@ -27,7 +27,8 @@ from graph.schemas import LABELS, Label
 PairOrder = Literal["auto", "claim_evidence", "evidence_claim"]
 HUB_MAX_LENGTH = 512
 """Input length for models that do not record one (most NLI models are trained to 512 tokens)."""
-_LOG_FLOOR = 1e-30
+LOG_FLOOR = 1e-30
+"""The smallest probability whose log is taken (log 0 is -inf)."""
 
 
 class NLISettings(BaseModel):
@@ -119,7 +120,7 @@ class PairModel:
         with self._lock:
             probs = self.classifier.probabilities(list(first), list(second))
         # log p is the logit up to a per-row constant, which no softmax (at any temperature) sees.
-        out: FloatArray = np.log(np.maximum(np.asarray(probs, dtype=np.float64), _LOG_FLOOR))
+        out: FloatArray = np.log(np.maximum(np.asarray(probs, dtype=np.float64), LOG_FLOOR))
         return out
 
     def describe(self) -> dict[str, Any]:

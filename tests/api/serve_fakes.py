@@ -14,6 +14,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -27,10 +29,11 @@ from tests.pipeline_fakes import ScriptedJudge, fake_context
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def start(trace_db: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
-    """Run this server in a subprocess (one CPU thread) and wait until it is healthy: (process, URL).
+@contextmanager
+def running(trace_db: Path, *args: str) -> Iterator[tuple[subprocess.Popen[str], str]]:
+    """Run this server in a subprocess (one CPU thread), healthy before it is yielded: (process, URL).
 
-    ``args`` are this module's other options. The caller stops the process (and closes its stdout).
+    ``args`` are this module's other options. On exit a process still running is killed.
     """
     proc = subprocess.Popen(
         [sys.executable, "-m", "tests.api.serve_fakes", "--trace-db", str(trace_db), *args],
@@ -41,16 +44,26 @@ def start(trace_db: Path, *args: str) -> tuple[subprocess.Popen[str], str]:
         text=True,
     )
     assert proc.stdout is not None
-    url = f"http://127.0.0.1:{int(proc.stdout.readline())}"
+    try:
+        url = f"http://127.0.0.1:{int(proc.stdout.readline())}"
+        _wait_healthy(proc, url)
+        yield proc, url
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=10)
+        proc.stdout.close()
+
+
+def _wait_healthy(proc: subprocess.Popen[str], url: str) -> None:
     deadline = time.monotonic() + 30
     while True:
         try:
             if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
-                return proc, url
+                return
         except httpx.TransportError:
             pass
         if time.monotonic() > deadline or proc.poll() is not None:
-            proc.kill()
             raise RuntimeError("the fakes server did not start")
         time.sleep(0.05)
 

@@ -48,15 +48,8 @@ def _env() -> dict[str, str]:
 @pytest.fixture
 def server(store_path: Path) -> Iterator[tuple[subprocess.Popen[str], str]]:
     """A uvicorn server on the fakes in a subprocess, its judge slow enough to keep runs in flight."""
-    proc, url = serve_fakes.start(store_path, "--judge-delay-s", "0.2")
-    try:
-        yield proc, url
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-        proc.wait(timeout=10)
-        if proc.stdout is not None:
-            proc.stdout.close()
+    with serve_fakes.running(store_path, "--judge-delay-s", "0.2") as served:
+        yield served
 
 
 def test_every_answered_trace_survives_a_kill_9_during_a_burst(

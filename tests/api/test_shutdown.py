@@ -7,10 +7,10 @@ own process, over the pipeline fakes with a judge that takes far longer than the
 from __future__ import annotations
 
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -26,8 +26,8 @@ STOPPED = (0, -signal.SIGTERM)
 pytestmark = pytest.mark.slow
 
 
-def _start(store: Path, judge_delay_s: float, grace_s: float) -> tuple[subprocess.Popen[str], str]:
-    return serve_fakes.start(
+def _serve(store: Path, judge_delay_s: float, grace_s: float) -> Any:
+    return serve_fakes.running(
         store, "--judge-delay-s", str(judge_delay_s), "--shutdown-timeout-s", str(grace_s)
     )
 
@@ -46,9 +46,8 @@ def _post_in_background(url: str, answers: list[int | str]) -> threading.Thread:
 
 def test_sigterm_cancels_runs_past_the_grace_and_stores_their_traces(tmp_path: Path) -> None:
     store_path = tmp_path / "traces.db"
-    proc, url = _start(store_path, judge_delay_s=60.0, grace_s=1.0)
     answers: list[int | str] = []
-    try:
+    with _serve(store_path, judge_delay_s=60.0, grace_s=1.0) as (proc, url):
         threads = [_post_in_background(url, answers) for _ in range(3)]
         time.sleep(1.5)  # the runs are in their judge, which sleeps for a minute
         assert answers == [], answers
@@ -56,12 +55,6 @@ def test_sigterm_cancels_runs_past_the_grace_and_stores_their_traces(tmp_path: P
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=15) in STOPPED
         stopped_after = time.monotonic() - stopping
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
     for thread in threads:
         thread.join(timeout=10)
     # The grace (1 s) and the app's shutdown, not the judge's minute, bound the stop.
@@ -82,19 +75,12 @@ def test_sigterm_cancels_runs_past_the_grace_and_stores_their_traces(tmp_path: P
 
 def test_sigterm_lets_runs_inside_the_grace_finish(tmp_path: Path) -> None:
     store_path = tmp_path / "traces.db"
-    proc, url = _start(store_path, judge_delay_s=1.0, grace_s=20.0)
     answers: list[int | str] = []
-    try:
+    with _serve(store_path, judge_delay_s=1.0, grace_s=20.0) as (proc, url):
         thread = _post_in_background(url, answers)
         time.sleep(0.5)
         proc.send_signal(signal.SIGTERM)
         assert proc.wait(timeout=20) in STOPPED
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        assert proc.stdout is not None
-        proc.stdout.close()
     thread.join(timeout=10)
     assert answers == [200]
     store = open_trace_store(str(store_path))
