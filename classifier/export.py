@@ -41,7 +41,7 @@ def _export_fp32(model: Any, path: Path) -> None:
                 input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids
             ).logits
 
-    wrapped = LogitsOnly(model.eval())
+    wrapped = LogitsOnly(model).eval()  # eval on the wrapper too: the exporter reads its flag
     example = torch.ones((2, 16), dtype=torch.long)
     # Padding in the example keeps the traced graph on the masked path; an all-ones mask lets
     # transformers skip masking, and the exporter would bake that shortcut in.

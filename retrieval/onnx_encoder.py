@@ -77,7 +77,7 @@ def _export(layout: SentenceModelLayout, out: Path) -> None:
     fp32 = out.with_suffix(".fp32.onnx")
     with torch.inference_mode():
         torch.onnx.export(
-            Pooled(),
+            Pooled().eval(),  # the wrapper's own flag too: the exporter warns on a training-mode root
             (example, mask, torch.zeros_like(example)),
             str(fp32),
             input_names=["input_ids", "attention_mask", "token_type_ids"],
