@@ -116,14 +116,17 @@ def cmd_build(ns: argparse.Namespace) -> int:
 
     out = Path(ns.out)
     _refuse_overwrite(out, ns.force)
-    if ns.hnsw_threshold < 1:
-        raise IndexCommandError(f"--hnsw-threshold must be at least 1, got {ns.hnsw_threshold}")
+    bm25 = {k: v for k, v in (("bm25_k1", ns.bm25_k1), ("bm25_b", ns.bm25_b)) if v is not None}
+    try:
+        config = IndexConfig(hnsw_threshold=ns.hnsw_threshold, embed_title=not ns.no_title, **bm25)
+    except RetrievalError as exc:
+        raise IndexCommandError(f"bad index setting: {exc}") from exc
     started = time.perf_counter()
     # Read every input before paying for the encoder, so a bad file fails in a second.
     passages, report = collect(ns.inputs, _ingest_options(ns))
     ingest_seconds = time.perf_counter() - started
     encoder = load_encoder(ns.encoder or PACKAGED_ENCODER, ns.backend, ns.encoder_cache)
-    index = EvidenceIndex(encoder, IndexConfig(hnsw_threshold=ns.hnsw_threshold, embed_title=not ns.no_title))
+    index = EvidenceIndex(encoder, config)
     added = index.add(passages, show_progress=True)
     saved_at = time.perf_counter()
     manifest = index.save(out)
@@ -355,6 +358,14 @@ def add_index_parser(subparsers: Any, defaults: IndexCliDefaults) -> None:
         help="HNSW from N passages (default: 50000)",
     )
     p.add_argument("--no-title", action="store_true", help="embed passage text without its title")
+    # No import of retrieval.index here (numpy and FAISS stay out of the parser): the defaults
+    # live in IndexConfig and apply when these are not given.
+    p.add_argument(
+        "--bm25-k1", type=float, metavar="K1", help="BM25 term-frequency saturation (default: 0.9)"
+    )
+    p.add_argument(
+        "--bm25-b", type=float, metavar="B", help="BM25 length normalisation, 0 to 1 (default: 0.4)"
+    )
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("add", help="add files and folders to an index")

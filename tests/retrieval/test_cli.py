@@ -137,6 +137,33 @@ def test_build_switches_to_hnsw_at_the_threshold(
     assert manifest["config"]["hnsw_threshold"] == 2 and manifest["config"]["embed_title"] is False
 
 
+def test_build_takes_bm25_settings_and_refuses_out_of_range_ones(
+    tmp_path: Path,
+    inputs: tuple[Path, Path],
+    loaded: list[HashEncoder],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    out = tmp_path / "index"
+    argv = ["index", "build", str(inputs[0]), "--out", str(out), "--bm25-k1", "1.5", "--bm25-b", "0.6"]
+    assert run(argv, capsys)[0] == 0
+    lexical = info(out, capsys)["lexical"]
+    assert (lexical["k1"], lexical["b"]) == (1.5, 0.6)
+    code, _, err = run([*argv[:4], str(tmp_path / "other"), "--bm25-b", "2"], capsys)
+    assert code == 2 and "bad index setting: bm25_b must be between 0 and 1, got 2.0" in err
+    assert len(loaded) == 1  # refused before any encoder was loaded
+
+
+def test_build_help_states_the_index_defaults(capsys: pytest.CaptureFixture[str]) -> None:
+    from retrieval.index import IndexConfig
+
+    with pytest.raises(SystemExit):
+        main(["index", "build", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    defaults = IndexConfig()
+    assert f"(default: {defaults.bm25_k1})" in text and f"(default: {defaults.bm25_b})" in text
+    assert f"(default: {defaults.hnsw_threshold})" in text
+
+
 def test_info_prints_the_manifest_and_size_without_loading_an_encoder(
     built: Path, loaded: list[HashEncoder], capsys: pytest.CaptureFixture[str]
 ) -> None:

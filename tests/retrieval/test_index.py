@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 import pytest
 
-from retrieval.errors import IndexLoadError, IndexMismatchError, IngestError
+from retrieval.errors import IndexLoadError, IndexMismatchError, IngestError, RetrievalError
 from retrieval.index import FORMAT, EvidenceIndex, IndexConfig, writer_tag
 from retrieval.lexical import LexicalIndex
 from retrieval.retriever import Mode, Retriever, SearchSettings
@@ -126,6 +126,59 @@ def test_content_hash_follows_content_not_insertion_order(index: EvidenceIndex) 
     assert reversed_index.manifest()["content_hash"] == index.manifest()["content_hash"]
     index.delete(["sport-2"])
     assert index.manifest()["content_hash"] != reversed_index.manifest()["content_hash"]
+
+
+def test_bm25_settings_reach_the_lexical_index_and_survive_save_load_and_changes(index_dir: Path) -> None:
+    config = IndexConfig(bm25_k1=1.5, bm25_b=0.2)
+    index = EvidenceIndex(HashEncoder(), config)
+    index.add(CORPUS)
+    manifest = index.save(index_dir)
+    assert (manifest["config"]["bm25_k1"], manifest["config"]["bm25_b"]) == (1.5, 0.2)
+    assert (manifest["lexical"]["k1"], manifest["lexical"]["b"]) == (1.5, 0.2)
+    loaded = EvidenceIndex.load(index_dir, HashEncoder())
+    assert loaded.config == config
+    loaded.add([NEW])  # a change rebuilds BM25, which must keep the settings
+    assert (loaded.save(index_dir)["lexical"]["k1"], loaded.lexical.b) == (1.5, 0.2)
+
+
+def test_length_normalisation_changes_the_lexical_ranking() -> None:
+    long_doc = Passage("long", "tide " + " ".join(f"filler{i}" for i in range(60)) + " tide tide")
+    short_doc = Passage("short", "tide gauge")
+    scores = {}
+    for b in (0.0, 1.0):
+        index = EvidenceIndex(HashEncoder(), IndexConfig(bm25_b=b))
+        index.add([long_doc, short_doc])
+        hits = Retriever(index, SearchSettings(mode="bm25")).search("tide", k=2)
+        scores[b] = [h.id for h in hits]
+    # Without length normalisation three mentions win; with full normalisation the short one does.
+    assert scores == {0.0: ["long", "short"], 1.0: ["short", "long"]}
+
+
+def test_an_index_saved_before_bm25_was_configurable_keeps_its_bm25_settings(
+    index: EvidenceIndex, index_dir: Path
+) -> None:
+    index.lexical = LexicalIndex(k1=1.2, b=0.75)  # what every index used before
+    index.save(index_dir)
+    manifest_path = index_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    del manifest["config"]["bm25_k1"], manifest["config"]["bm25_b"]
+    manifest_path.write_text(json.dumps(manifest))
+    loaded = EvidenceIndex.load(index_dir, HashEncoder())
+    assert (loaded.config.bm25_k1, loaded.config.bm25_b) == (1.2, 0.75)
+    assert (loaded.lexical.k1, loaded.lexical.b) == (1.2, 0.75)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"bm25_b": 1.5}, "bm25_b must be between 0 and 1"),
+        ({"bm25_k1": -0.1}, "bm25_k1 must be non-negative"),
+        ({"hnsw_threshold": 0}, "hnsw_threshold must be at least 1"),
+    ],
+)
+def test_index_settings_out_of_range_are_refused(settings: dict[str, Any], message: str) -> None:
+    with pytest.raises(RetrievalError, match=message):
+        IndexConfig(**settings)
 
 
 def test_load_keeps_the_build_times(index: EvidenceIndex, index_dir: Path) -> None:
