@@ -22,7 +22,7 @@ from bench.report import RESULTS, machine, markdown_table, save
 from bench.retrieval_data import padded_corpus, write_split
 from retrieval.climate_fever import SPLIT_RULE, Claim, corpus_passages, load_claims
 from retrieval.encoder import PACKAGED_ENCODER, load_encoder
-from retrieval.index import EvidenceIndex
+from retrieval.index import EvidenceIndex, IndexConfig
 from retrieval.retriever import Mode, Retriever, SearchSettings
 from retrieval.types import Encoder, Passage
 
@@ -52,9 +52,16 @@ def open_index(name: str, passages: list[Passage], encoder: Encoder, reuse: bool
     path = WORK / name
     if reuse and (path / "manifest.json").exists():
         try:
-            return EvidenceIndex.load(path, encoder)
+            index = EvidenceIndex.load(path, encoder)
         except Exception as exc:  # a stale index from another encoder: rebuild it
             logger.warning("rebuilding %s: %s", name, exc)
+        else:
+            # Reuse spares the encoding; BM25 (seconds to rebuild) follows today's defaults.
+            wanted = IndexConfig()
+            if (index.config.bm25_k1, index.config.bm25_b) != (wanted.bm25_k1, wanted.bm25_b):
+                index.set_bm25(wanted.bm25_k1, wanted.bm25_b)
+                index.save(path)
+            return index
     index = EvidenceIndex(encoder)
     started = time.perf_counter()
     index.add(passages, show_progress=True)

@@ -9,7 +9,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -227,6 +227,16 @@ class EvidenceIndex:
         self.build_seconds = 0.0
         self.built_at = _now()
         return self.add(passages, show_progress=show_progress)
+
+    def set_bm25(self, k1: float, b: float) -> None:
+        """New BM25 settings; BM25 is rebuilt from the stored passages (no re-encoding) when next used.
+
+        Raises:
+            RetrievalError: when ``k1`` is negative or ``b`` is outside 0..1.
+        """
+        self.config = replace(self.config, bm25_k1=k1, bm25_b=b)
+        self.lexical = LexicalIndex(k1=k1, b=b)
+        self.updated_at = _now()
 
     def __len__(self) -> int:
         return len(self.store)

@@ -7,8 +7,12 @@ from pathlib import Path
 
 import pytest
 
+import bench.retrieval_quality
 from bench.retrieval_data import padded_corpus
-from bench.retrieval_quality import rank_metrics
+from bench.retrieval_quality import open_index, rank_metrics
+from retrieval.index import EvidenceIndex, IndexConfig
+from retrieval.types import Passage
+from tests.fakes import HashEncoder
 
 
 def test_recall_is_the_share_of_gold_in_the_top_k_and_mrr_the_first_gold_rank() -> None:
@@ -41,3 +45,19 @@ def test_padding_keeps_climate_fever_ids_when_a_distractor_repeats_their_text(tm
     assert [p.id for p in passages] == ["Sea:1", "cf2", "wice-dev-7:1"]
     assert passages[0].title == "Sea" and passages[2].title == "Page"
     assert sizes == {"climate-fever": 1, "covid-fact": 1, "wice": 1, "duplicates_skipped": 2}
+
+
+def test_a_reused_index_keeps_its_vectors_and_takes_todays_bm25_defaults(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(bench.retrieval_quality, "WORK", tmp_path)
+    passages = [Passage(f"p{i}", f"passage number {i} about topic {i % 3}") for i in range(12)]
+    old = EvidenceIndex(HashEncoder(), IndexConfig(bm25_k1=1.2, bm25_b=0.75))
+    old.add(passages)
+    old.save(tmp_path / "demo")
+    reused = open_index("demo", passages, HashEncoder(), reuse=True)
+    defaults = IndexConfig()
+    saved = EvidenceIndex.read_manifest(tmp_path / "demo")
+    assert (saved["lexical"]["k1"], saved["lexical"]["b"]) == (defaults.bm25_k1, defaults.bm25_b)
+    assert (reused.config.bm25_k1, reused.config.bm25_b) == (defaults.bm25_k1, defaults.bm25_b)
+    assert saved["built_at"] == old.built_at  # not re-encoded

@@ -141,6 +141,19 @@ def test_bm25_settings_reach_the_lexical_index_and_survive_save_load_and_changes
     assert (loaded.save(index_dir)["lexical"]["k1"], loaded.lexical.b) == (1.5, 0.2)
 
 
+def test_set_bm25_rebuilds_only_the_lexical_part(index: EvidenceIndex, index_dir: Path) -> None:
+    vectors = index.vectors
+    with pytest.raises(RetrievalError, match="bm25_b must be between 0 and 1"):
+        index.set_bm25(1.0, 3.0)
+    index.set_bm25(2.0, 0.1)
+    assert index.vectors is vectors and index.lexical.stale
+    hits = Retriever(index, SearchSettings(mode="bm25")).search("arctic sea ice record low", k=3)
+    assert hits and hits[0].id == "climate-1"
+    manifest = index.save(index_dir)
+    lexical = manifest["lexical"]
+    assert (manifest["config"]["bm25_k1"], lexical["k1"], lexical["b"]) == (2.0, 2.0, 0.1)
+
+
 def test_length_normalisation_changes_the_lexical_ranking() -> None:
     long_doc = Passage("long", "tide " + " ".join(f"filler{i}" for i in range(60)) + " tide tide")
     short_doc = Passage("short", "tide gauge")
