@@ -116,9 +116,10 @@ def cmd_build(ns: argparse.Namespace) -> int:
 
     out = Path(ns.out)
     _refuse_overwrite(out, ns.force)
-    bm25 = {k: v for k, v in (("bm25_k1", ns.bm25_k1), ("bm25_b", ns.bm25_b)) if v is not None}
     try:
-        config = IndexConfig(hnsw_threshold=ns.hnsw_threshold, embed_title=not ns.no_title, **bm25)
+        config = IndexConfig(hnsw_threshold=ns.hnsw_threshold, embed_title=not ns.no_title).with_bm25(
+            ns.bm25_k1, ns.bm25_b
+        )
     except RetrievalError as exc:
         raise IndexCommandError(f"bad index setting: {exc}") from exc
     started = time.perf_counter()
@@ -288,25 +289,60 @@ def cmd_info(ns: argparse.Namespace) -> int:
 
 
 def cmd_rebuild(ns: argparse.Namespace) -> int:
-    """Re-encode every passage (with ``--encoder`` when given) and save atomically.
+    """Re-encode every passage (with ``--encoder`` when given), or with ``--lexical-only`` just BM25.
 
-    The old encoder is never loaded, so an index can move to a new one after the old one is gone.
+    The old encoder is never loaded when re-encoding, so an index can move to a new one after the
+    old one is gone.
     """
-    from retrieval.index import EvidenceIndex, reencode
+    from retrieval.index import EvidenceIndex, IndexConfig, reencode
 
     manifest = EvidenceIndex.read_manifest(ns.index)
+    try:
+        IndexConfig().with_bm25(ns.bm25_k1, ns.bm25_b)  # out-of-range settings fail before any work
+    except RetrievalError as exc:
+        raise IndexCommandError(f"bad index setting: {exc}") from exc
+    if ns.lexical_only:
+        if ns.encoder:
+            raise IndexCommandError("--lexical-only keeps the vectors; it takes no --encoder")
+        started = time.perf_counter()
+        index = open_index(ns)
+        was = (index.config.bm25_k1, index.config.bm25_b)
+        wanted = index.config.with_bm25(ns.bm25_k1, ns.bm25_b)
+        index.set_bm25(wanted.bm25_k1, wanted.bm25_b)
+        saved = index.save(ns.index)
+        rows = [
+            ("index", str(ns.index)),
+            ("passages", f"{saved['count']} (vectors kept)"),
+            ("bm25", f"k1 {was[0]} -> {index.config.bm25_k1}, b {was[1]} -> {index.config.bm25_b}"),
+            ("time", f"{time.perf_counter() - started:.2f} s"),
+        ]
+        _print_rows(rows)
+        return 0
     encoder = load_encoder(ns.encoder or str(manifest["encoder"]["name"]), ns.backend, ns.encoder_cache)
-    added, saved = reencode(ns.index, encoder)
+    added, saved = reencode(ns.index, encoder, bm25_k1=ns.bm25_k1, bm25_b=ns.bm25_b)
     _print_rows(
         [
             ("index", str(ns.index)),
             ("passages", str(added.added)),
             ("type", str(saved["index_choice"])),
             ("encoder", f"{manifest['encoder']['name']} -> {encoder.name} ({saved['encoder']['backend']})"),
+            ("bm25", f"k1 {saved['lexical']['k1']}, b {saved['lexical']['b']}"),
             ("speed", f"{_throughput(added.added, added.seconds)} ({added.seconds:.2f} s)"),
         ]
     )
     return 0
+
+
+def _add_bm25_args(p: argparse.ArgumentParser, default: str | None = None) -> None:
+    # No import of retrieval.index here (numpy and FAISS stay out of the parser): the defaults
+    # live in IndexConfig and apply when these are not given.
+    k1, b = (default, default) if default else ("0.9", "0.4")
+    p.add_argument(
+        "--bm25-k1", type=float, metavar="K1", help=f"BM25 term-frequency saturation (default: {k1})"
+    )
+    p.add_argument(
+        "--bm25-b", type=float, metavar="B", help=f"BM25 length normalisation, 0 to 1 (default: {b})"
+    )
 
 
 def _add_ingest_args(p: argparse.ArgumentParser) -> None:
@@ -358,14 +394,7 @@ def add_index_parser(subparsers: Any, defaults: IndexCliDefaults) -> None:
         help="HNSW from N passages (default: 50000)",
     )
     p.add_argument("--no-title", action="store_true", help="embed passage text without its title")
-    # No import of retrieval.index here (numpy and FAISS stay out of the parser): the defaults
-    # live in IndexConfig and apply when these are not given.
-    p.add_argument(
-        "--bm25-k1", type=float, metavar="K1", help="BM25 term-frequency saturation (default: 0.9)"
-    )
-    p.add_argument(
-        "--bm25-b", type=float, metavar="B", help="BM25 length normalisation, 0 to 1 (default: 0.4)"
-    )
+    _add_bm25_args(p)
     p.set_defaults(func=cmd_build)
 
     p = sub.add_parser("add", help="add files and folders to an index")
@@ -411,6 +440,12 @@ def add_index_parser(subparsers: Any, defaults: IndexCliDefaults) -> None:
     p = sub.add_parser("rebuild", help="re-encode every passage, e.g. with a new encoder")
     p.add_argument("--index", default=defaults.index_dir, metavar="DIR", help=index_help)
     _add_encoder_args(p, defaults, "encode with this encoder instead of the one the index names")
+    _add_bm25_args(p, "the index's own")
+    p.add_argument(
+        "--lexical-only",
+        action="store_true",
+        help="rebuild only BM25 (e.g. with new --bm25-k1/--bm25-b) and keep the vectors",
+    )
     p.set_defaults(func=cmd_rebuild)
 
     from retrieval.tune_command import add_tune_parser

@@ -62,6 +62,14 @@ class IndexConfig:
         if not 0 <= self.bm25_b <= 1:
             raise RetrievalError(f"bm25_b must be between 0 and 1, got {self.bm25_b}")
 
+    def with_bm25(self, k1: float | None = None, b: float | None = None) -> IndexConfig:
+        """A copy with the BM25 settings that are given (None keeps this one's); validated."""
+        return replace(
+            self,
+            bm25_k1=self.bm25_k1 if k1 is None else k1,
+            bm25_b=self.bm25_b if b is None else b,
+        )
+
     @classmethod
     def from_manifest(cls, manifest: dict[str, Any]) -> IndexConfig:
         """The settings a saved index was built with (unknown keys from newer versions ignored).
@@ -450,15 +458,24 @@ def check_encoder(manifest: dict[str, Any], encoder: Encoder, where: Path) -> No
 
 
 def reencode(
-    directory: str | Path, encoder: Encoder, show_progress: bool = True
+    directory: str | Path,
+    encoder: Encoder,
+    show_progress: bool = True,
+    bm25_k1: float | None = None,
+    bm25_b: float | None = None,
 ) -> tuple[AddReport, dict[str, Any]]:
     """Re-encode a saved index's passages with ``encoder`` and save it atomically in place.
 
     The old encoder is never loaded, so an index can move to a new one after the old one is gone.
+    ``bm25_k1`` and ``bm25_b``, when given, replace the index's BM25 settings.
+
+    Raises:
+        RetrievalError: for BM25 settings out of range (checked before any encoding).
     """
     manifest = EvidenceIndex.read_manifest(directory)
+    config = IndexConfig.from_manifest(manifest).with_bm25(bm25_k1, bm25_b)
     store = PassageStore.open(resolve_index_dir(Path(directory)) / PASSAGES)
-    index = EvidenceIndex(encoder, IndexConfig.from_manifest(manifest))
+    index = EvidenceIndex(encoder, config)
     added = index.add([p for _, p in store.iter_all()], show_progress=show_progress)
     return added, index.save(directory)
 

@@ -260,6 +260,66 @@ def test_rebuild_with_another_encoder(
     assert search_json(built, capsys, "apollo moon", "--k", "1")[0]["id"] == "moon-1"
 
 
+def test_rebuild_lexical_only_changes_bm25_and_keeps_the_vectors(
+    built: Path, loaded: list[HashEncoder], capsys: pytest.CaptureFixture[str]
+) -> None:
+    before = info(built, capsys)
+    vectors = (built / "vectors.faiss").read_bytes()
+    loaded.clear()
+    argv = [
+        "index",
+        "rebuild",
+        "--index",
+        str(built),
+        "--lexical-only",
+        "--bm25-k1",
+        "1.5",
+        "--bm25-b",
+        "0.2",
+    ]
+    code, out, _ = run(argv, capsys)
+    assert code == 0 and "k1 0.9 -> 1.5, b 0.4 -> 0.2" in out and "6 (vectors kept)" in out
+    assert [e.name for e in loaded] == ["hash-a"], "opened with the index's own encoder, nothing else"
+    after = info(built, capsys)
+    assert (after["lexical"]["k1"], after["lexical"]["b"]) == (1.5, 0.2)
+    assert (after["config"]["bm25_k1"], after["config"]["bm25_b"]) == (1.5, 0.2)
+    assert after["built_at"] == before["built_at"] and after["content_hash"] == before["content_hash"]
+    assert (built / "vectors.faiss").read_bytes() == vectors
+    assert search_json(built, capsys, "apollo moon", "--k", "1", "--mode", "bm25")[0]["id"] == "moon-1"
+
+
+def test_rebuild_with_a_new_encoder_can_set_bm25_too(
+    built: Path, loaded: list[HashEncoder], capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run(
+        ["index", "rebuild", "--index", str(built), "--encoder", "hash-b", "--bm25-b", "0.3"], capsys
+    )
+    assert code == 0 and "k1 0.9, b 0.3" in out
+    after = info(built, capsys)
+    assert (after["lexical"]["k1"], after["lexical"]["b"]) == (0.9, 0.3)
+    assert after["encoder"]["name"] == "hash-b"
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        (
+            ["--lexical-only", "--encoder", "hash-b"],
+            "--lexical-only keeps the vectors; it takes no --encoder",
+        ),
+        (["--bm25-b", "5"], "bad index setting: bm25_b must be between 0 and 1, got 5.0"),
+        (["--lexical-only", "--bm25-k1", "-1"], "bad index setting: bm25_k1 must be non-negative, got -1.0"),
+    ],
+)
+def test_rebuild_refuses_bad_settings_before_loading_anything(
+    extra: list[str], message: str, built: Path, loaded: list[HashEncoder], capsys: pytest.CaptureFixture[str]
+) -> None:
+    loaded.clear()
+    code, _, err = run(["index", "rebuild", "--index", str(built), *extra], capsys)
+    assert code == 2 and message in err and len(err.strip().splitlines()) == 1, err
+    assert loaded == []
+
+
 def test_index_dir_defaults_to_the_environment(
     tmp_path: Path,
     inputs: tuple[Path, Path],
