@@ -414,7 +414,10 @@ class EvidenceIndex:
         target = resolve_index_dir(Path(directory))
         manifest = cls.read_manifest(target)
         check_encoder(manifest, encoder, target)
-        config = IndexConfig.from_manifest(manifest)
+        try:
+            config = IndexConfig.from_manifest(manifest)
+        except (RetrievalError, TypeError) as exc:  # a hand-edited manifest with bad settings
+            raise IndexLoadError(f"{target / MANIFEST}: bad index settings ({exc})") from exc
         index = cls(encoder, config)
         try:
             index.vectors = faiss.read_index(str(target / VECTORS))

@@ -181,6 +181,16 @@ def test_an_index_saved_before_bm25_was_configurable_keeps_its_bm25_settings(
     assert (loaded.lexical.k1, loaded.lexical.b) == (1.2, 0.75)
 
 
+def test_a_manifest_with_bad_bm25_settings_is_refused_on_load(index: EvidenceIndex, index_dir: Path) -> None:
+    index.save(index_dir)
+    manifest_path = index_dir / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    manifest["config"]["bm25_b"] = 7
+    manifest_path.write_text(json.dumps(manifest))
+    with pytest.raises(IndexLoadError, match=r"bad index settings \(bm25_b must be between 0 and 1"):
+        EvidenceIndex.load(index_dir, HashEncoder())
+
+
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
