@@ -129,14 +129,16 @@ def retrieve(
 
 def wice_claims(path: Path, n_passages: int = WICE_PASSAGES) -> tuple[list[ClaimRecord], dict[str, float]]:
     """WiCE claims with their article's best BM25 sentences as evidence, and how much gold they keep."""
+    from retrieval.index import IndexConfig
     from retrieval.lexical import LexicalIndex
     from retrieval.types import Passage
 
+    bm25 = IndexConfig()  # the BM25 settings a new index gets
     claims, whole_set, found, total = [], 0, 0, 0
     for line in path.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
         sentences = [(i, s) for i, s in enumerate(row["evidence"]) if i > 0 and s.strip()]
-        lexical = LexicalIndex()
+        lexical = LexicalIndex(k1=bm25.bm25_k1, b=bm25.bm25_b)
         lexical.build(((i, Passage(id=str(i), text=s)) for i, s in sentences), with_title=False)
         chosen = [i for i, _ in lexical.search([row["claim"]], n_passages)[0]]
         chosen = chosen or [i for i, _ in sentences[:n_passages]]

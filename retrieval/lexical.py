@@ -32,7 +32,8 @@ def _stemmer(name: str | None) -> Any:
 class LexicalIndex:
     """A BM25 index rebuilt from the passage store after changes (bm25s has no incremental add)."""
 
-    def __init__(self, k1: float = 1.2, b: float = 0.75, stemmer: str | None = "english") -> None:
+    def __init__(self, *, k1: float, b: float, stemmer: str | None = "english") -> None:
+        """BM25 with ``k1`` and ``b`` (their defaults live in `retrieval.index.IndexConfig`)."""
         self.k1, self.b = k1, b
         self.stemmer_name = stemmer if _stemmer(stemmer) is not None else None
         self.model: Any = None
