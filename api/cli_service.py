@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from api.config import Settings
+from api.config import Settings, settings_error_message
 from graph.report import RunTrace, TracePage, VerifyResult
 
 VERDICT_MARK = {"SUPPORTED": "SUPPORTED", "REFUTED": "REFUTED", "NOT_ENOUGH_INFO": "NOT ENOUGH INFO"}
@@ -38,7 +38,11 @@ def _settings(ns: argparse.Namespace) -> Settings:
         value = getattr(ns, key, None)
         if value is not None:
             overrides[key] = value
-    return resolve_model_dirs(Settings(**overrides))
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise ServiceCliError(settings_error_message(exc)) from exc
+    return resolve_model_dirs(settings)
 
 
 def cmd_prepare(ns: argparse.Namespace) -> int:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from graph.llm_settings import LLMSettings
@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(default=2.0, ge=0.0, le=100.0)
     onnx_spinning: bool = False
     """Let ONNX Runtime's idle threads spin-wait for work: faster single calls, slower under load."""
+    search_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
+    """Evidence ranking: dense and BM25 fused by reciprocal rank (hybrid), or either alone."""
+    dense_weight: float = Field(default=1.0, ge=0.0)
+    lexical_weight: float = Field(default=1.0, ge=0.0)
+    rrf_k: int = Field(default=60, ge=1)
+    """The fusion's rank constant: 1 / (rrf_k + rank)."""
 
     api_keys: SecretStr = SecretStr("")
     """Comma-separated API keys, each ``name:key`` or a bare key; none here or in the file: keys are off."""
@@ -108,6 +114,12 @@ class Settings(BaseSettings):
             system_role=self.llm_system_role,
         )
 
+    @model_validator(mode="after")
+    def _some_fusion_weight(self) -> Settings:
+        if self.dense_weight + self.lexical_weight == 0:
+            raise ValueError("VERIFACT_DENSE_WEIGHT and VERIFACT_LEXICAL_WEIGHT cannot both be 0")
+        return self
+
     def pipeline(self) -> PipelineConfig:
         """The pipeline's configuration."""
         from graph.nli_model import NLISettings
@@ -126,4 +138,22 @@ class Settings(BaseSettings):
             max_concurrency=self.max_concurrency,
             batch_wait_ms=self.batch_wait_ms,
             onnx_spinning=self.onnx_spinning,
+            search_mode=self.search_mode,
+            dense_weight=self.dense_weight,
+            lexical_weight=self.lexical_weight,
+            rrf_k=self.rrf_k,
         )
+
+
+def settings_error_message(exc: ValidationError) -> str:
+    """One line naming each bad ``VERIFACT_*`` variable, what it should be and what it was."""
+    parts = []
+    for err in exc.errors():
+        message = str(err["msg"]).removeprefix("Value error, ")
+        if err["loc"]:
+            name = "VERIFACT_" + "_".join(str(p) for p in err["loc"]).upper()
+            shown = "" if "KEY" in name else f" (got {err['input']!r})"  # never echo a secret
+            parts.append(f"{name}: {message}{shown}")
+        else:
+            parts.append(message)
+    return "bad settings: " + "; ".join(parts)

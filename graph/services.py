@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from classifier.metrics import FloatArray
 from graph.batching import MicroBatcher
@@ -27,6 +27,7 @@ from graph.report import EvidenceHit
 logger = logging.getLogger(__name__)
 
 Backend = Literal["auto", "torch", "onnx"]
+SearchMode = Literal["hybrid", "dense", "bm25"]
 
 
 class PipelineConfig(BaseModel):
@@ -60,6 +61,29 @@ class PipelineConfig(BaseModel):
     onnx_spinning: bool = False
     """Let ONNX Runtime's idle threads spin-wait; off, as the models' sessions share few cores (see
     `classifier.predict.set_onnx_spinning`)."""
+    search_mode: SearchMode = "hybrid"
+    """How evidence is ranked: dense and BM25 fused by reciprocal rank, or either alone."""
+    dense_weight: float = Field(default=1.0, ge=0.0)
+    """The dense list's weight in the fusion."""
+    lexical_weight: float = Field(default=1.0, ge=0.0)
+    """The BM25 list's weight in the fusion."""
+    rrf_k: int = Field(default=60, ge=1)
+    """The fusion's rank constant, 1 / (rrf_k + rank): larger flattens the difference between ranks."""
+
+    @model_validator(mode="after")
+    def _some_fusion_weight(self) -> PipelineConfig:
+        if self.dense_weight + self.lexical_weight == 0:
+            raise ValueError("dense_weight and lexical_weight cannot both be 0")
+        return self
+
+    def search(self) -> dict[str, Any]:
+        """The search settings, as `retrieval.retriever.SearchSettings` takes them and traces record them."""
+        return {
+            "mode": self.search_mode,
+            "dense_weight": self.dense_weight,
+            "lexical_weight": self.lexical_weight,
+            "rrf_k": self.rrf_k,
+        }
 
 
 class ClassifierScorer:
@@ -253,7 +277,7 @@ def _load(config: PipelineConfig, closers: list[Any]) -> LoadedServices:
     from retrieval.encoder import load_encoder
     from retrieval.index import EvidenceIndex
     from retrieval.onnx_encoder import set_onnx_spinning as set_encoder_spinning
-    from retrieval.retriever import Retriever
+    from retrieval.retriever import Retriever, SearchSettings
 
     set_onnx_spinning(config.onnx_spinning)
     set_encoder_spinning(config.onnx_spinning)
@@ -263,7 +287,8 @@ def _load(config: PipelineConfig, closers: list[Any]) -> LoadedServices:
     manifest = EvidenceIndex.read_manifest(config.index_dir)
     encoder = load_encoder(str(manifest["encoder"]["name"]), config.encoder_backend, config.encoder_cache)
     index = EvidenceIndex.load(config.index_dir, encoder)
-    searcher = IndexSearcher(Retriever(index), index_dir=config.index_dir, batch_wait_ms=config.batch_wait_ms)
+    retriever = Retriever(index, SearchSettings(**config.search()))
+    searcher = IndexSearcher(retriever, index_dir=config.index_dir, batch_wait_ms=config.batch_wait_ms)
     closers.append(searcher)
     nli = NLIJudge.load(config.nli)
     pairs = BatchedPairScorer(nli.scorer, batch_wait_ms=config.batch_wait_ms)
@@ -297,6 +322,8 @@ def _load(config: PipelineConfig, closers: list[Any]) -> LoadedServices:
             "content_hash": manifest.get("content_hash"),
             "count": manifest.get("count"),
             "encoder": manifest.get("encoder"),
+            "bm25": manifest.get("lexical"),
+            "search": config.search(),
         },
         "prompt": {"version": PROMPT_VERSION, "hash": PROMPT_HASH},
         "llm": config.llm.model_dump(mode="json") if config.llm else None,

@@ -149,6 +149,64 @@ def test_verify_refuses_a_text_over_the_limit(
     assert fake_services["configs"] == []  # refused before loading anything
 
 
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        (
+            {"VERIFACT_SEARCH_MODE": "fuzzy", "VERIFACT_PORT": "abc"},
+            "bad settings: VERIFACT_PORT: Input should be a valid integer, unable to parse string as an "
+            "integer (got 'abc'); VERIFACT_SEARCH_MODE: Input should be 'hybrid', 'dense' or 'bm25' "
+            "(got 'fuzzy')",
+        ),
+        (
+            {"VERIFACT_DENSE_WEIGHT": "0", "VERIFACT_LEXICAL_WEIGHT": "0"},
+            "bad settings: VERIFACT_DENSE_WEIGHT and VERIFACT_LEXICAL_WEIGHT cannot both be 0",
+        ),
+        ({"VERIFACT_RRF_K": "0"}, "VERIFACT_RRF_K: Input should be greater than or equal to 1 (got '0')"),
+    ],
+)
+@pytest.mark.parametrize("command", [["verify", TEXT], ["serve"]])
+def test_bad_settings_are_one_line_naming_the_variable(
+    capsys: pytest.CaptureFixture[str],
+    fake_services: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    env: dict[str, str],
+    message: str,
+    command: list[str],
+) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    code, _, err = run_cli(capsys, *command)
+
+    assert code == 2 and message in one_error_line(err)
+    assert fake_services["configs"] == []  # refused before loading anything
+
+
+def test_a_bad_setting_with_a_key_in_its_name_is_not_echoed() -> None:
+    from pydantic import ValidationError
+
+    from api.config import Settings, settings_error_message
+
+    with pytest.raises(ValidationError) as info:
+        Settings(max_concurrent_per_key="secret-looking-value")  # type: ignore[arg-type]
+    text = settings_error_message(info.value)
+    assert "VERIFACT_MAX_CONCURRENT_PER_KEY" in text and "secret-looking-value" not in text
+
+
+def test_search_settings_reach_the_pipeline_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    from api.config import Settings
+
+    for name, value in {
+        "VERIFACT_SEARCH_MODE": "bm25",
+        "VERIFACT_DENSE_WEIGHT": "0.5",
+        "VERIFACT_LEXICAL_WEIGHT": "2",
+        "VERIFACT_RRF_K": "10",
+    }.items():
+        monkeypatch.setenv(name, value)
+    config = Settings().pipeline()
+    assert config.search() == {"mode": "bm25", "dense_weight": 0.5, "lexical_weight": 2.0, "rrf_k": 10}
+
+
 def test_verify_with_a_bad_option_names_it(
     capsys: pytest.CaptureFixture[str], fake_services: dict[str, Any]
 ) -> None:

@@ -233,3 +233,18 @@ def test_graph_verify_loads_once_per_config_and_runs(monkeypatch: pytest.MonkeyP
     assert len(second.claims) == 1
     with pytest.raises(ValueError):
         graph.verify(TEXT, config=config, top_k=0)
+
+
+def test_pipeline_config_search_settings_are_checked_and_exported() -> None:
+    from pydantic import ValidationError
+
+    from graph.services import PipelineConfig
+    from retrieval.retriever import SearchSettings
+
+    config = PipelineConfig(search_mode="dense", dense_weight=2.0, rrf_k=20)
+    # Exactly the retriever's own settings, so load_services can pass them through unchanged.
+    assert SearchSettings(**config.search()) == SearchSettings(mode="dense", dense_weight=2.0, rrf_k=20)
+    with pytest.raises(ValidationError, match="cannot both be 0"):
+        PipelineConfig(dense_weight=0, lexical_weight=0)
+    with pytest.raises(ValidationError):
+        PipelineConfig(search_mode="fuzzy")  # type: ignore[arg-type]

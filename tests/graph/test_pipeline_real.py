@@ -60,6 +60,7 @@ def test_end_to_end_on_real_models_and_an_index_on_disk(
         encoder_backend="torch",
         nli=NLISettings(model=str(nli_run.model), backend="torch"),
         trace_store=str(tmp_path / "traces.db"),
+        dense_weight=2.0,
     )
     loaded = load_services(config)
     try:
@@ -86,5 +87,14 @@ def test_end_to_end_on_real_models_and_an_index_on_disk(
     versions = result.trace.header.versions if result.trace else {}
     assert len(versions["classifier"]["hash"]) == 16
     assert versions["index"]["count"] == 30 and versions["index"]["content_hash"]
+    # How evidence was ranked is part of what a replay needs.
+    assert versions["index"]["search"] == {
+        "mode": "hybrid",
+        "dense_weight": 2.0,
+        "lexical_weight": 1.0,
+        "rrf_k": 60,
+    }
+    assert (versions["index"]["bm25"]["k1"], versions["index"]["bm25"]["b"]) == (0.9, 0.4)
+    assert loaded.context.searcher.retriever.settings.dense_weight == 2.0
     assert versions["nli"]["hash"] and versions["prompt"]["hash"]
     assert stored is not None and stored.summary == result.summary
