@@ -66,7 +66,22 @@ def _train_with_trainer(
     )
     trainer.train()
     history = [dict(entry) for entry in trainer.state.log_history if "step" in entry]
+    _leave_process_group()
     return trainer.model, history
+
+
+def _leave_process_group() -> None:
+    """After a distributed Trainer run, every rank leaves the process group together.
+
+    The other ranks return as soon as training ends while the main one writes reports; one that
+    exits with the group still up can abort in the backend's teardown ("terminate called without
+    an active exception"). The custom loop gets the same from ``Accelerator.end_training``.
+    """
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
 
 
 def _probabilities(
