@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -221,7 +222,15 @@ def cmd_traces(ns: argparse.Namespace) -> int:
     try:
         if ns.traces_command == "list":
             page = store.list(
-                TraceQuery(limit=ns.limit, cursor=ns.cursor, verdict=ns.verdict, status=ns.status, text=ns.q)
+                TraceQuery(
+                    limit=ns.limit,
+                    cursor=ns.cursor,
+                    verdict=ns.verdict,
+                    status=ns.status,
+                    text=ns.q,
+                    since=ns.since,
+                    until=ns.until,
+                )
             )
             print(page.model_dump_json(indent=2) if ns.json else render_page(page))
             return 0
@@ -247,6 +256,17 @@ def _page_size(value: str) -> int:
     if not 1 <= n <= 200:
         raise argparse.ArgumentTypeError(f"must be between 1 and 200, got {n}")
     return n
+
+
+def _when(value: str) -> datetime:
+    """An ISO 8601 date or date and time; without a zone it is UTC, as the API takes it."""
+    try:
+        when = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not an ISO 8601 date or time: {value!r} (e.g. 2026-11-30 or 2026-11-30T08:00+01:00)"
+        ) from None
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _locations(p: argparse.ArgumentParser) -> None:
@@ -293,6 +313,8 @@ def add_service_parsers(sub: Any) -> None:
     t.add_argument("--verdict", choices=["SUPPORTED", "REFUTED", "NOT_ENOUGH_INFO"])
     t.add_argument("--status", choices=["ok", "partial", "error"])
     t.add_argument("--q", help="text the input contains")
+    t.add_argument("--since", type=_when, help="runs created at or after this (ISO 8601; UTC if no zone)")
+    t.add_argument("--until", type=_when, help="runs created before this (ISO 8601; UTC if no zone)")
     t.add_argument("--json", action="store_true")
     t.set_defaults(func=cmd_traces)
     for name, help_text in (("show", "one run's trace"), ("delete", "delete one run's trace")):

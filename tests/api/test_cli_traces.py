@@ -139,3 +139,35 @@ def test_traces_list_with_a_limit_out_of_range_exits_2(
 
     assert info.value.code == 2
     assert f"--limit: must be between 1 and 200, got {limit}" in err and "Traceback" not in err
+
+
+def test_traces_list_filters_by_time_window(
+    capsys: pytest.CaptureFixture[str], filled_store: tuple[Path, list[str]]
+) -> None:
+    db, (first, second) = filled_store
+    base = ["traces", "list", "--trace-db", str(db), "--json"]
+
+    def listed(*extra: str) -> list[str]:
+        code, out, _ = run_cli(capsys, *base, *extra)
+        assert code == 0
+        return [i["trace_id"] for i in json.loads(out)["items"]]
+
+    items = json.loads(run_cli(capsys, *base)[1])["items"]
+    created = {t["trace_id"]: t["created_at"] for t in items}
+    assert created[first] < created[second]
+    assert listed("--since", created[second]) == [second]
+    assert listed("--until", created[second]) == [first]
+    # A bare date is midnight UTC.
+    assert listed("--since", "2000-01-01") == [second, first] and listed("--until", "2000-01-01") == []
+
+
+def test_traces_list_with_a_bad_time_exits_2_naming_the_option(
+    capsys: pytest.CaptureFixture[str], filled_store: tuple[Path, list[str]]
+) -> None:
+    db, _ = filled_store
+    with pytest.raises(SystemExit) as info:
+        run_cli(capsys, "traces", "list", "--trace-db", str(db), "--since", "last tuesday")
+    err = capsys.readouterr().err
+
+    assert info.value.code == 2
+    assert "--since: not an ISO 8601 date or time: 'last tuesday'" in err and "Traceback" not in err
