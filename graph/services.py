@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field
 
 from classifier.metrics import FloatArray
 from graph.batching import MicroBatcher
@@ -70,14 +70,9 @@ class PipelineConfig(BaseModel):
     rrf_k: int = Field(default=60, ge=1)
     """The fusion's rank constant, 1 / (rrf_k + rank): larger flattens the difference between ranks."""
 
-    @model_validator(mode="after")
-    def _some_fusion_weight(self) -> PipelineConfig:
-        if self.dense_weight + self.lexical_weight == 0:
-            raise ValueError("dense_weight and lexical_weight cannot both be 0")
-        return self
-
     def search(self) -> dict[str, Any]:
-        """The search settings, as `retrieval.retriever.SearchSettings` takes them and traces record them."""
+        """The search settings, as `retrieval.retriever.SearchSettings` takes (and checks) them and
+        traces record them."""
         return {
             "mode": self.search_mode,
             "dense_weight": self.dense_weight,

@@ -239,12 +239,13 @@ def test_pipeline_config_search_settings_are_checked_and_exported() -> None:
     from pydantic import ValidationError
 
     from graph.services import PipelineConfig
+    from retrieval.errors import QueryError
     from retrieval.retriever import SearchSettings
 
     config = PipelineConfig(search_mode="dense", dense_weight=2.0, rrf_k=20)
     # Exactly the retriever's own settings, so load_services can pass them through unchanged.
     assert SearchSettings(**config.search()) == SearchSettings(mode="dense", dense_weight=2.0, rrf_k=20)
-    with pytest.raises(ValidationError, match="cannot both be 0"):
-        PipelineConfig(dense_weight=0, lexical_weight=0)
+    with pytest.raises(QueryError, match="not both zero"):  # what load_services would raise
+        SearchSettings(**PipelineConfig(dense_weight=0, lexical_weight=0).search())
     with pytest.raises(ValidationError):
         PipelineConfig(search_mode="fuzzy")  # type: ignore[arg-type]
