@@ -307,8 +307,7 @@ def cmd_rebuild(ns: argparse.Namespace) -> int:
         started = time.perf_counter()
         index = open_index(ns)
         was = (index.config.bm25_k1, index.config.bm25_b)
-        wanted = index.config.with_bm25(ns.bm25_k1, ns.bm25_b)
-        index.set_bm25(wanted.bm25_k1, wanted.bm25_b)
+        index.set_bm25(ns.bm25_k1, ns.bm25_b)
         saved = index.save(ns.index)
         rows = [
             ("index", str(ns.index)),

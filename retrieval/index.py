@@ -236,14 +236,15 @@ class EvidenceIndex:
         self.built_at = _now()
         return self.add(passages, show_progress=show_progress)
 
-    def set_bm25(self, k1: float, b: float) -> None:
-        """New BM25 settings; BM25 is rebuilt from the stored passages (no re-encoding) when next used.
+    def set_bm25(self, k1: float | None = None, b: float | None = None) -> None:
+        """New BM25 settings (None keeps one); BM25 is rebuilt from the stored passages, without
+        re-encoding, when next used.
 
         Raises:
             RetrievalError: when ``k1`` is negative or ``b`` is outside 0..1.
         """
-        self.config = replace(self.config, bm25_k1=k1, bm25_b=b)
-        self.lexical = LexicalIndex(k1=k1, b=b)
+        self.config = self.config.with_bm25(k1, b)
+        self.lexical = LexicalIndex(k1=self.config.bm25_k1, b=self.config.bm25_b)
         self.updated_at = _now()
 
     def __len__(self) -> int:
