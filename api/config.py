@@ -57,6 +57,12 @@ class Settings(BaseSettings):
     batch_wait_ms: float = Field(default=2.0, ge=0.0, le=100.0)
     onnx_spinning: bool = False
     """Let ONNX Runtime's idle threads spin-wait for work: faster single calls, slower under load."""
+    model_threads: int = Field(default=1, ge=0, le=256)
+    """Intra-op threads per ONNX model run; 0: one per core."""
+    model_parallel: int = Field(default=0, ge=0, le=256)
+    """Model runs at once per classifier or NLI call; 0: one per core."""
+    batch_tokens: int = Field(default=256, ge=16)
+    """Padded tokens per model run at most."""
     search_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     """Evidence ranking: dense and BM25 fused by reciprocal rank (hybrid), or either alone."""
     dense_weight: float = Field(default=1.0, ge=0.0)
@@ -138,6 +144,9 @@ class Settings(BaseSettings):
             max_concurrency=self.max_concurrency,
             batch_wait_ms=self.batch_wait_ms,
             onnx_spinning=self.onnx_spinning,
+            model_threads=self.model_threads,
+            model_parallel=self.model_parallel,
+            batch_tokens=self.batch_tokens,
             search_mode=self.search_mode,
             dense_weight=self.dense_weight,
             lexical_weight=self.lexical_weight,

@@ -5,7 +5,9 @@ from __future__ import annotations
 import inspect
 import logging
 import os
+import threading
 from collections.abc import Callable, Sequence
+from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -80,15 +82,21 @@ def encode(tokenizer: Any, texts: Sequence[str], pairs: Sequence[str] | None, ma
     return Encoded(ids, types, truncated)
 
 
+_ENCODE_LOCK = threading.Lock()
+"""Held from setting a Rust tokenizer's truncation to the end of the encoding that uses it: that
+setting lives on the (shared) tokenizer, and a caller in another thread could change it midway."""
+
+
 def _encode_fast(backend: Any, texts: list[str], pairs: list[str] | None, max_length: int) -> Encoded:
     """Tokenize with the Rust tokenizer directly: a third of the wrapper's cost on short sentences.
 
     Its overflow record tells which inputs were truncated without tokenizing them again.
     """
-    backend.no_padding()
-    backend.enable_truncation(max_length)
     inputs: list[Any] = list(zip(texts, pairs, strict=True)) if pairs is not None else texts
-    encodings = backend.encode_batch(inputs)
+    with _ENCODE_LOCK:
+        backend.no_padding()
+        backend.enable_truncation(max_length)
+        encodings = backend.encode_batch(inputs)
     return Encoded(
         input_ids=[e.ids for e in encodings],
         token_type_ids=[e.type_ids for e in encodings],
@@ -118,22 +126,29 @@ def batched_logits(
     pad_id: int,
     batch_size: int,
     max_batch_tokens: int | None = None,
+    runner: Executor | None = None,
 ) -> np.ndarray:
     """Logits for every input, run in length-sorted batches and returned in input order.
 
     A batch closes at ``batch_size`` rows or, when ``max_batch_tokens`` is set, before its padded
     size (rows x longest row) would pass that budget: short sentences go in wide batches, long
-    ones in narrow batches that stay inside the CPU caches.
+    ones in narrow batches that stay inside the CPU caches. With a ``runner``, the batches of one
+    call run at once on its threads (the backend must allow concurrent calls, as ONNX Runtime does).
     """
     n = len(encoded.input_ids)
     if n == 0:
         return np.zeros((0, 0), dtype=np.float32)
     order = sorted(range(n), key=lambda i: len(encoded.input_ids[i]))
-    out: np.ndarray | None = None
-    for idx in _batches(order, [len(r) for r in encoded.input_ids], batch_size, max_batch_tokens):
+    batches = _batches(order, [len(r) for r in encoded.input_ids], batch_size, max_batch_tokens)
+
+    def run(idx: list[int]) -> np.ndarray:
         rows = [encoded.input_ids[i] for i in idx]
         types = [encoded.token_type_ids[i] for i in idx] if encoded.token_type_ids else None
-        logits = backend(pad_batch(rows, types, pad_id))
+        return backend(pad_batch(rows, types, pad_id))
+
+    results = runner.map(run, batches) if runner is not None and len(batches) > 1 else map(run, batches)
+    out: np.ndarray | None = None
+    for idx, logits in zip(batches, results, strict=True):
         if out is None:
             out = np.zeros((n, logits.shape[-1]), dtype=np.float32)
         out[idx] = logits
@@ -275,14 +290,31 @@ class CheckWorthinessClassifier:
         model_dir: Path | None = None,
         batch_size: int = 128,
         max_batch_tokens: int | None = DEFAULT_BATCH_TOKENS,
+        parallel: int = 1,
     ) -> None:
-        """Assemble a classifier from a backend, its tokenizer and its stored settings."""
+        """Assemble a classifier from a backend, its tokenizer and its stored settings.
+
+        ``parallel`` > 1 runs up to that many batches of one call at once on an ONNX backend, on
+        threads of its own: with single-threaded sessions (``num_threads=1`` in `load`) that keeps
+        several cores busy with less overhead than one session's intra-op threads (see
+        `graph.services.PipelineConfig.model_threads`). torch spreads one batch over the cores
+        itself, so a torch backend runs its batches one after another whatever ``parallel`` says.
+        """
+        if parallel < 1:
+            raise ValueError(f"parallel must be at least 1, not {parallel}")
         self.backend = backend
         self.tokenizer = tokenizer
         self.meta = meta
         self.model_dir = model_dir
         self.batch_size = batch_size
         self.max_batch_tokens = max_batch_tokens
+        self._runner = (
+            ThreadPoolExecutor(parallel, thread_name_prefix="verifact-model")
+            if parallel > 1 and backend.name == "onnx"
+            else None
+        )
+        self.parallel = parallel if self._runner is not None else 1
+        """Batches of one call that run at once (1 on torch, whatever was asked)."""
         pad = tokenizer.pad_token_id
         self._pad_id = int(pad) if pad is not None else 0
         names = meta.label_names
@@ -299,8 +331,12 @@ class CheckWorthinessClassifier:
         num_threads: int | None = None,
         device: str | None = None,
         max_batch_tokens: int | None = DEFAULT_BATCH_TOKENS,
+        parallel: int = 1,
     ) -> CheckWorthinessClassifier:
         """Load a saved model directory; ``auto`` picks the ONNX model when one is there.
+
+        ``num_threads`` is the ONNX session's intra-op thread count (None: one per core);
+        ``parallel`` as in the constructor.
 
         Raises:
             ModelLoadError: when the directory is missing or unusable, or the backend unknown.
@@ -326,16 +362,26 @@ class CheckWorthinessClassifier:
             chosen = OnnxBackend(onnx_path, num_threads)
         else:
             chosen = TorchBackend(_load_torch_model(path, device))
-        return cls(chosen, tokenizer, meta, path, batch_size, max_batch_tokens)
+        return cls(chosen, tokenizer, meta, path, batch_size, max_batch_tokens, parallel)
 
     @property
     def threshold(self) -> float | None:
         """The stored decision threshold on the positive class (None for multi-class)."""
         return self.meta.threshold if self._positive_index is not None else None
 
+    def close(self) -> None:
+        """Stop the threads of ``parallel`` (a no-op without them); scoring still works, one batch
+        at a time."""
+        runner, self._runner = self._runner, None
+        self.parallel = 1
+        if runner is not None:
+            runner.shutdown(wait=True)
+
     def _score(self, texts: Sequence[str], pairs: Sequence[str] | None) -> tuple[Encoded, FloatArray]:
         enc = encode(self.tokenizer, texts, pairs, self.meta.max_length)
-        logits = batched_logits(self.backend, enc, self._pad_id, self.batch_size, self.max_batch_tokens)
+        logits = batched_logits(
+            self.backend, enc, self._pad_id, self.batch_size, self.max_batch_tokens, self._runner
+        )
         return enc, softmax(logits)
 
     def probabilities(self, texts: Sequence[str], pairs: Sequence[str] | None = None) -> FloatArray:

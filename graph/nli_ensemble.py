@@ -59,6 +59,13 @@ class EnsembleScorer:
         out: FloatArray = np.log(np.maximum(total / len(self.members), LOG_FLOOR))
         return out
 
+    def close(self) -> None:
+        """Close the members that hold threads of their own."""
+        for member in self.members:
+            close = getattr(member, "close", None)
+            if close is not None:
+                close()
+
     def describe(self) -> dict[str, Any]:
         """The ensemble's id and hash, and each member's own description."""
         members = [m.describe() for m in self.members]

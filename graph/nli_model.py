@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import threading
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -54,6 +53,13 @@ class NLISettings(BaseModel):
     """A torch device such as "cuda"; None for the CPU."""
     batch_size: int = Field(default=64, ge=1)
     """Pairs per forward pass at most."""
+    batch_tokens: int | None = Field(default=512, ge=16)
+    """Padded tokens per forward pass at most (see `classifier.predict.batched_logits`); None: no
+    budget, only `batch_size`."""
+    threads: int | None = Field(default=None, ge=1)
+    """ONNX Runtime's intra-op threads per forward pass; None: one per core."""
+    parallel: int = Field(default=1, ge=1)
+    """Forward passes of one call run at once, on threads of the model's own."""
     name: str = Field(default="nli", min_length=1)
     """The judge's name in verdicts and traces."""
 
@@ -103,7 +109,6 @@ class PairModel:
         self.claim_first = claim_first
         self.model_id = model_id
         self.model_hash = model_hash
-        self._lock = threading.Lock()
 
     @property
     def matrix(self) -> FloatArray:
@@ -117,11 +122,14 @@ class PairModel:
         if not claims:
             return np.zeros((0, len(self.label_names)), dtype=np.float64)
         first, second = (claims, evidences) if self.claim_first else (evidences, claims)
-        with self._lock:
-            probs = self.classifier.probabilities(list(first), list(second))
+        probs = self.classifier.probabilities(list(first), list(second))
         # log p is the logit up to a per-row constant, which no softmax (at any temperature) sees.
         out: FloatArray = np.log(np.maximum(np.asarray(probs, dtype=np.float64), LOG_FLOOR))
         return out
+
+    def close(self) -> None:
+        """Stop the model's own threads (see `NLISettings.parallel`)."""
+        self.classifier.close()
 
     def describe(self) -> dict[str, Any]:
         """Model id and hash, its labels and what they mean here, and the input order."""
@@ -180,7 +188,13 @@ def _load_directory(path: Path, settings: NLISettings) -> tuple[Any, bool, str]:
     )
     ours = isinstance(config.get(META_KEY), dict) and bool(config[META_KEY].get("pair_mode"))
     classifier = CheckWorthinessClassifier.load(
-        path, backend=settings.backend, batch_size=settings.batch_size, device=settings.device
+        path,
+        backend=settings.backend,
+        batch_size=settings.batch_size,
+        num_threads=settings.threads,
+        device=settings.device,
+        max_batch_tokens=settings.batch_tokens,
+        parallel=settings.parallel,
     )
     max_length = settings.max_length or (
         classifier.meta.max_length if ours else min(_tokenizer_limit(classifier.tokenizer), HUB_MAX_LENGTH)
@@ -214,7 +228,9 @@ def _load_hub(settings: NLISettings) -> tuple[Any, bool, str]:
         max_length=settings.max_length or min(_tokenizer_limit(tokenizer), HUB_MAX_LENGTH),
         pair_mode=True,
     )
-    classifier = CheckWorthinessClassifier(TorchBackend(model), tokenizer, meta, None, settings.batch_size)
+    classifier = CheckWorthinessClassifier(
+        TorchBackend(model), tokenizer, meta, None, settings.batch_size, settings.batch_tokens
+    )
     commit = getattr(model.config, "_commit_hash", None) or "unknown"
     return classifier, False, f"hub:{settings.model}@{commit}"
 

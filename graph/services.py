@@ -7,6 +7,7 @@ each with a `MicroBatcher`, so concurrent claims and requests share model calls.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -61,6 +62,21 @@ class PipelineConfig(BaseModel):
     onnx_spinning: bool = False
     """Let ONNX Runtime's idle threads spin-wait; off, as the models' sessions share few cores (see
     `classifier.predict.set_onnx_spinning`)."""
+    model_threads: int = Field(default=1, ge=0, le=256)
+    """Intra-op threads of each ONNX session (classifier, encoder, NLI verifier; for the verifier it
+    replaces `nli.threads`, as `model_parallel` and `batch_tokens` replace theirs); 0: one per core.
+
+    One thread per forward pass, with `model_parallel` passes at once, beats one pass spread over
+    every core for these small models: on 2 cores, in one call over 160 real pairs, an NLI pair costs
+    3.3 ms as single-threaded passes two at a time against 5.1 ms on one session using both cores
+    (bench/results/service_load.md).
+    """
+    model_parallel: int = Field(default=0, ge=0, le=256)
+    """Forward passes of one classifier or NLI call run at once (ONNX models; torch spreads one pass
+    over the cores itself); 0: one per core."""
+    batch_tokens: int = Field(default=256, ge=16)
+    """Padded tokens per forward pass at most: smaller passes give `model_parallel` more to share
+    out, at no cost per token down to about 4 pairs of 64 tokens."""
     search_mode: SearchMode = "hybrid"
     """How evidence is ranked: dense and BM25 fused by reciprocal rank, or either alone."""
     dense_weight: float = Field(default=1.0, ge=0.0)
@@ -106,8 +122,9 @@ class ClassifierScorer:
         return self._batcher(sentences)
 
     def close(self) -> None:
-        """Stop the batching thread."""
+        """Stop the batching thread, then the classifier's own threads."""
         self._batcher.close()
+        self.classifier.close()
 
 
 class IndexSearcher:
@@ -187,7 +204,8 @@ class BatchedPairScorer:
 
     def __init__(self, scorer: PairScorer, *, batch_wait_ms: float = 2.0) -> None:
         """Wrap a pair scorer."""
-        self._scorer = scorer
+        self.scorer = scorer
+        """The wrapped scorer (the model the batches reach)."""
         self._batcher: MicroBatcher[tuple[str, str], FloatArray] = MicroBatcher(
             self._score_now, max_wait_ms=batch_wait_ms, name="verifact-nli"
         )
@@ -195,14 +213,14 @@ class BatchedPairScorer:
     @property
     def matrix(self) -> FloatArray:
         """See `PairScorer.matrix`."""
-        return self._scorer.matrix
+        return self.scorer.matrix
 
     def describe(self) -> dict[str, Any]:
         """See `PairScorer.describe`."""
-        return self._scorer.describe()
+        return self.scorer.describe()
 
     def _score_now(self, pairs: list[tuple[str, str]]) -> list[FloatArray]:
-        rows = self._scorer.log_probs([c for c, _ in pairs], [e for _, e in pairs])
+        rows = self.scorer.log_probs([c for c, _ in pairs], [e for _, e in pairs])
         return list(rows)
 
     def log_probs(self, claims: Sequence[str], evidences: Sequence[str]) -> FloatArray:
@@ -211,8 +229,11 @@ class BatchedPairScorer:
         return np.stack(rows) if rows else np.zeros((0, len(self.matrix)), dtype=np.float64)
 
     def close(self) -> None:
-        """Stop the batching thread."""
+        """Stop the batching thread, then the model's own threads."""
         self._batcher.close()
+        close = getattr(self.scorer, "close", None)
+        if close is not None:
+            close()
 
 
 def package_version() -> str:
@@ -255,9 +276,12 @@ def load_services(config: PipelineConfig) -> LoadedServices:
     try:
         return _load(config, closers)
     except BaseException:
-        for obj in closers:
-            if hasattr(obj, "close"):
-                obj.close()
+        for obj in reversed(closers):
+            try:
+                if hasattr(obj, "close"):
+                    obj.close()
+            except Exception as exc:  # the load error is the one to report, not this
+                logger.warning("closing %r after a failed load failed: %s", obj, exc)
         raise
 
 
@@ -276,16 +300,30 @@ def _load(config: PipelineConfig, closers: list[Any]) -> LoadedServices:
 
     set_onnx_spinning(config.onnx_spinning)
     set_encoder_spinning(config.onnx_spinning)
-    clf = CheckWorthinessClassifier.load(config.classifier_dir, backend=config.classifier_backend)
+    threads = config.model_threads or None
+    parallel = config.model_parallel or os.cpu_count() or 1
+    clf = CheckWorthinessClassifier.load(
+        config.classifier_dir,
+        backend=config.classifier_backend,
+        num_threads=threads,
+        max_batch_tokens=config.batch_tokens,
+        parallel=parallel,
+    )
     scorer = ClassifierScorer(clf, batch_wait_ms=config.batch_wait_ms)
     closers.append(scorer)
     manifest = EvidenceIndex.read_manifest(config.index_dir)
-    encoder = load_encoder(str(manifest["encoder"]["name"]), config.encoder_backend, config.encoder_cache)
+    encoder = load_encoder(
+        str(manifest["encoder"]["name"]), config.encoder_backend, config.encoder_cache, threads
+    )
     index = EvidenceIndex.load(config.index_dir, encoder)
     retriever = Retriever(index, SearchSettings(**config.search()))
     searcher = IndexSearcher(retriever, index_dir=config.index_dir, batch_wait_ms=config.batch_wait_ms)
     closers.append(searcher)
-    nli = NLIJudge.load(config.nli)
+    nli = NLIJudge.load(
+        config.nli.model_copy(
+            update={"threads": threads, "parallel": parallel, "batch_tokens": config.batch_tokens}
+        )
+    )
     pairs = BatchedPairScorer(nli.scorer, batch_wait_ms=config.batch_wait_ms)
     closers.append(pairs)
     nli_judge = NLIJudge(pairs, nli.params, name=config.nli.name)

@@ -197,12 +197,17 @@ class SentenceTransformerEncoder(BaseEncoder):
 
 
 def load_encoder(
-    name: str = PACKAGED_ENCODER, backend: Backend = "auto", cache_dir: str | Path | None = None
+    name: str = PACKAGED_ENCODER,
+    backend: Backend = "auto",
+    cache_dir: str | Path | None = None,
+    threads: int | None = None,
 ) -> Any:
     """An encoder by name. 'auto' runs the int8 ONNX export when onnxruntime is installed.
 
     The export is made once per model (by weight hash) under ``cache_dir`` and reused; a model
     the exporter cannot handle falls back to torch under 'auto' and raises under 'onnx'.
+    ``threads`` is the ONNX session's intra-op thread count (None: ONNX Runtime's choice, one per
+    core); torch keeps its own setting.
 
     Raises:
         EncoderError: when the model cannot be loaded (or exported, with backend 'onnx').
@@ -215,7 +220,7 @@ def load_encoder(
         path = Path(resolve_encoder_path(name))
         if backend == "onnx" or (onnx_available() and path.is_dir()):
             try:
-                return OnnxEncoder.from_model(name, cache_dir=cache_dir)
+                return OnnxEncoder.from_model(name, cache_dir=cache_dir, threads=threads)
             except EncoderError as exc:
                 if backend == "onnx":
                     raise

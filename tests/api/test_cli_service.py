@@ -163,6 +163,10 @@ def test_verify_refuses_a_text_over_the_limit(
             "bad settings: VERIFACT_DENSE_WEIGHT and VERIFACT_LEXICAL_WEIGHT cannot both be 0",
         ),
         ({"VERIFACT_RRF_K": "0"}, "VERIFACT_RRF_K: Input should be greater than or equal to 1 (got '0')"),
+        (
+            {"VERIFACT_MODEL_THREADS": "-1"},
+            "VERIFACT_MODEL_THREADS: Input should be greater than or equal to 0 (got '-1')",
+        ),
     ],
 )
 @pytest.mark.parametrize("command", [["verify", TEXT], ["serve"]])
@@ -205,6 +209,21 @@ def test_search_settings_reach_the_pipeline_config(monkeypatch: pytest.MonkeyPat
         monkeypatch.setenv(name, value)
     config = Settings().pipeline()
     assert config.search() == {"mode": "bm25", "dense_weight": 0.5, "lexical_weight": 2.0, "rrf_k": 10}
+
+
+def test_model_run_settings_reach_the_pipeline_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    from api.config import Settings
+
+    default = Settings().pipeline()
+    assert (default.model_threads, default.model_parallel, default.batch_tokens) == (1, 0, 256)
+    for name, value in {
+        "VERIFACT_MODEL_THREADS": "0",
+        "VERIFACT_MODEL_PARALLEL": "3",
+        "VERIFACT_BATCH_TOKENS": "1024",
+    }.items():
+        monkeypatch.setenv(name, value)
+    config = Settings().pipeline()
+    assert (config.model_threads, config.model_parallel, config.batch_tokens) == (0, 3, 1024)
 
 
 def test_verify_with_a_bad_option_names_it(

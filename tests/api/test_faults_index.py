@@ -84,7 +84,7 @@ DAMAGE: dict[str, tuple[Callable[[Path], None] | None, str]] = {
 @pytest.fixture
 def stand_ins(monkeypatch: pytest.MonkeyPatch) -> None:
     """A fake classifier and the hash encoder in place of model weights; the index loads for real."""
-    fake = SimpleNamespace(threshold=0.5, predict=lambda sentences: [])
+    fake = SimpleNamespace(threshold=0.5, predict=lambda sentences: [], close=lambda: None)
     monkeypatch.setattr(CheckWorthinessClassifier, "load", classmethod(lambda cls, *a, **k: fake))
     monkeypatch.setattr("retrieval.encoder.load_encoder", lambda *a, **k: HashEncoder())
 
@@ -131,6 +131,23 @@ def test_an_intact_index_passes_the_same_loader_as_far_as_the_nli_model(tmp_path
         reason = client.get("/readyz").json()["reason"]
 
     assert "no-nli" in reason and "IndexLoadError" not in reason
+
+
+def test_a_part_that_fails_to_close_does_not_hide_the_load_error(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    def broken_close() -> None:
+        raise RuntimeError("close failed")
+
+    fake = SimpleNamespace(threshold=0.5, predict=lambda sentences: [], close=broken_close)
+    monkeypatch.setattr(CheckWorthinessClassifier, "load", classmethod(lambda cls, *a, **k: fake))
+    settings = Settings(index_dir=str(tmp_path / "no-index"), trace_db=str(tmp_path / "t.db"))
+    app = create_app(settings)
+    with TestClient(app) as client:
+        client.portal.call(app.state.services.wait_ready)
+        reason = client.get("/readyz").json()["reason"]
+
+    assert reason.startswith("IndexLoadError:") and "close failed" not in reason, reason
 
 
 # -- a save that fails mid-way, through POST /documents -------------------------------------------

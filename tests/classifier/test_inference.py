@@ -159,3 +159,66 @@ def test_low_agreement_leaves_no_onnx_model(model_dir: Path, tmp_path: Path) -> 
         export_onnx(copy, SENTENCES, min_agreement=1.01)
     assert not (copy / "onnx" / "model.int8.onnx").exists()
     assert CheckWorthinessClassifier.load(copy).backend.name == "torch"
+
+
+def test_parallel_onnx_runs_match_serial_ones_and_threads_are_set(model_dir: Path, tmp_path: Path) -> None:
+    from classifier.export import export_onnx
+
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    export_onnx(copy, SENTENCES, quantize=False)
+    texts = [f"{s} number {i} of the tax plan" for i in range(40) for s in SENTENCES[:2]]
+    serial = CheckWorthinessClassifier.load(copy, backend="onnx", max_batch_tokens=64)
+    par = CheckWorthinessClassifier.load(copy, backend="onnx", num_threads=1, max_batch_tokens=64, parallel=3)
+    try:
+        assert par.parallel == 3
+        assert par.backend.session.get_session_options().intra_op_num_threads == 1  # type: ignore[attr-defined]
+        assert np.array_equal(par.probabilities(texts), serial.probabilities(texts))
+    finally:
+        par.close()
+    assert par.parallel == 1
+    assert np.array_equal(par.probabilities(texts), serial.probabilities(texts))  # still scores, serially
+
+
+def test_torch_backend_runs_batches_one_after_another(model_dir: Path) -> None:
+    clf = CheckWorthinessClassifier.load(model_dir, backend="torch", parallel=4)
+    assert clf.parallel == 1
+    with pytest.raises(ValueError, match="at least 1"):
+        CheckWorthinessClassifier.load(model_dir, backend="torch", parallel=0)
+
+
+def test_concurrent_encodes_keep_their_own_truncation(model_dir: Path) -> None:
+    from concurrent.futures import ThreadPoolExecutor
+
+    from transformers import AutoTokenizer
+
+    from classifier.predict import encode
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    texts = ["the unemployment rate was cut by five percent this year " * 8] * 64
+
+    def wrong_lengths(i: int) -> int:
+        limit = 24 if i % 2 else 40  # two callers of one tokenizer, two different limits
+        return sum(len(row) != limit for row in encode(tokenizer, texts, None, limit).input_ids)
+
+    with ThreadPoolExecutor(8) as pool:
+        assert sum(pool.map(wrong_lengths, range(200))) == 0
+
+
+def test_batched_logits_runs_the_batches_of_one_call_at_once() -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from classifier.predict import Encoded, batched_logits
+
+    # Two batches that each wait for the other: only concurrent runs get past the barrier.
+    barrier = threading.Barrier(2, timeout=10)
+
+    def backend(batch: dict[str, np.ndarray]) -> np.ndarray:
+        barrier.wait()
+        return batch["input_ids"][:, :1].astype(np.float32)
+
+    enc = Encoded([[5, 6], [1], [7, 8, 9], [2]], None, [False] * 4)
+    with ThreadPoolExecutor(2) as runner:
+        logits = batched_logits(backend, enc, 0, batch_size=2, runner=runner)
+    assert logits[:, 0].tolist() == [5.0, 1.0, 7.0, 2.0]  # input order

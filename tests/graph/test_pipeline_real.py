@@ -98,3 +98,54 @@ def test_end_to_end_on_real_models_and_an_index_on_disk(
     assert loaded.context.searcher.retriever.settings.dense_weight == 2.0
     assert versions["nli"]["hash"] and versions["prompt"]["hash"]
     assert stored is not None and stored.summary == result.summary
+
+
+def test_onnx_models_run_single_threaded_passes_in_parallel_with_the_same_results(
+    classifier_dir: Path, index_dir: Path, nli_run: NLIRun, tmp_path: Path
+) -> None:
+    import shutil
+
+    from classifier.export import export_onnx
+
+    clf_dir, nli_dir = tmp_path / "clf", tmp_path / "nli"
+    shutil.copytree(classifier_dir, clf_dir)
+    shutil.copytree(nli_run.model, nli_dir)
+    rng = random.Random(3)
+    claims = [toy_sentence(rng, True) for _ in range(4)]
+    export_onnx(clf_dir, claims, quantize=False)
+    export_onnx(nli_dir, claims, [toy_evidence(rng, c, "SUPPORTED") for c in claims], quantize=False)
+    text = " ".join(s.capitalize() for s in claims)
+
+    def run(**knobs: int) -> tuple[list[tuple[str, float, float]], dict[str, int]]:
+        config = PipelineConfig(
+            classifier_dir=str(clf_dir),
+            index_dir=str(index_dir),
+            encoder_backend="torch",
+            nli=NLISettings(model=str(nli_dir)),
+            trace_store=None,
+            **knobs,
+        )
+        loaded = load_services(config)
+        try:
+            clf = loaded.context.scorer.classifier  # type: ignore[attr-defined]
+            nli = loaded.context.judges["nli"].scorer.scorer.classifier  # type: ignore[attr-defined]
+            seen = {
+                "clf_parallel": clf.parallel,
+                "clf_threads": clf.backend.session.get_session_options().intra_op_num_threads,
+                "nli_parallel": nli.parallel,
+                "nli_threads": nli.backend.session.get_session_options().intra_op_num_threads,
+                "nli_tokens": nli.max_batch_tokens,
+            }
+            result = Pipeline(loaded.context).verify(text, VerifyOptions(top_k=5))
+        finally:
+            asyncio.run(loaded.aclose())
+        assert clf.parallel == 1 and nli.parallel == 1  # closing stopped their threads
+        return [(c.verdict, c.score, c.confidence) for c in result.claims], seen
+
+    parallel, seen = run(model_threads=1, model_parallel=3, batch_tokens=32)
+    assert seen == dict(clf_parallel=3, clf_threads=1, nli_parallel=3, nli_threads=1, nli_tokens=32)
+    serial, seen = run(model_threads=2, model_parallel=1, batch_tokens=4096)
+    assert seen == dict(clf_parallel=1, clf_threads=2, nli_parallel=1, nli_threads=2, nli_tokens=4096)
+    assert parallel and len(parallel) == len(serial)
+    for (v1, cw1, conf1), (v2, cw2, conf2) in zip(parallel, serial, strict=True):
+        assert v1 == v2 and abs(cw1 - cw2) < 1e-5 and abs(conf1 - conf2) < 1e-5
