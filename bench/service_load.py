@@ -168,11 +168,12 @@ def naive_rps(texts: list[str], *, spinning: bool, threads: int | None) -> dict[
     settings = resolve_model_dirs(Settings())
     set_onnx_spinning(spinning)
     set_encoder_spinning(spinning)
-    clf = CheckWorthinessClassifier.load(settings.classifier_dir, num_threads=threads)
+    threads = threads or os.cpu_count() or 1
+    clf = CheckWorthinessClassifier.load(settings.classifier_dir, num_threads=threads, parallel=1)
     manifest = EvidenceIndex.read_manifest(settings.index_dir)
     encoder = load_encoder(manifest["encoder"]["name"], threads=threads)
     retriever = Retriever(EvidenceIndex.load(settings.index_dir, encoder))
-    judge = NLIJudge.load(settings.pipeline().nli.model_copy(update={"threads": threads}))
+    judge = NLIJudge.load(settings.pipeline().nli.model_copy(update={"threads": threads, "parallel": 1}))
     splitter = PysbdSplitter()
     threshold = clf.threshold if clf.threshold is not None else 0.5
     started = time.perf_counter()
@@ -195,7 +196,7 @@ def naive_rps(texts: list[str], *, spinning: bool, threads: int | None) -> dict[
     passages = [EvidencePassage(id=h.id, text=h.passage.text, title=h.passage.title) for h in hit]
     return {
         "onnx_spinning": spinning,
-        "onnx_threads": threads or os.cpu_count(),
+        "onnx_threads": threads,
         "paragraphs": len(texts),
         "seconds": round(wall, 2),
         "rps": round(len(texts) / wall, 3),
@@ -235,7 +236,7 @@ def nli_layouts(texts: list[str], pairs: int = 160) -> dict[str, float]:
             claims.append(sentence)
             evidence.append(evidence_text(hit.passage.title, hit.passage.text))
     nli = settings.pipeline().nli
-    layouts = {
+    layouts: dict[str, dict[str, Any]] = {
         "one_session_all_cores_512_tokens": {"threads": None, "parallel": 1, "batch_tokens": 512},
         "single_thread_passes_two_at_once_256_tokens": {"threads": 1, "parallel": 2, "batch_tokens": 256},
     }

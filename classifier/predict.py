@@ -331,12 +331,15 @@ class CheckWorthinessClassifier:
         num_threads: int | None = None,
         device: str | None = None,
         max_batch_tokens: int | None = DEFAULT_BATCH_TOKENS,
-        parallel: int = 1,
+        parallel: int | None = None,
     ) -> CheckWorthinessClassifier:
         """Load a saved model directory; ``auto`` picks the ONNX model when one is there.
 
-        ``num_threads`` is the ONNX session's intra-op thread count (None: one per core);
-        ``parallel`` as in the constructor.
+        An ONNX model runs single-threaded forward passes, one per core at a time, unless told
+        otherwise: on 2 cores that scores 930-960 CT24 sentences/s against 630-700 for one session
+        spreading each pass over both cores (bench/results/classifier_speed.md). ``num_threads``
+        sets the session's intra-op threads (default: 1 when ``parallel`` > 1, else one per core);
+        ``parallel`` the passes at once (default: 1 when ``num_threads`` is set, else one per core).
 
         Raises:
             ModelLoadError: when the directory is missing or unusable, or the backend unknown.
@@ -359,10 +362,16 @@ class CheckWorthinessClassifier:
         if use_onnx:
             if not onnx_path.is_file():
                 raise ModelLoadError(f"no ONNX model at {onnx_path}; run 'verifact export' first")
+            if parallel is None:
+                parallel = 1 if num_threads else (os.cpu_count() or 1)
+            if num_threads is None and parallel > 1:
+                num_threads = 1
             chosen = OnnxBackend(onnx_path, num_threads)
         else:
             chosen = TorchBackend(_load_torch_model(path, device))
-        return cls(chosen, tokenizer, meta, path, batch_size, max_batch_tokens, parallel)
+        return cls(
+            chosen, tokenizer, meta, path, batch_size, max_batch_tokens, 1 if parallel is None else parallel
+        )
 
     @property
     def threshold(self) -> float | None:

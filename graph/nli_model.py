@@ -57,9 +57,11 @@ class NLISettings(BaseModel):
     """Padded tokens per forward pass at most (see `classifier.predict.batched_logits`); None: no
     budget, only `batch_size`."""
     threads: int | None = Field(default=None, ge=1)
-    """ONNX Runtime's intra-op threads per forward pass; None: one per core."""
-    parallel: int = Field(default=1, ge=1)
-    """Forward passes of one call run at once, on threads of the model's own."""
+    """ONNX Runtime's intra-op threads per forward pass; None: 1 when `parallel` > 1, else one per
+    core (see `classifier.predict.CheckWorthinessClassifier.load`)."""
+    parallel: int | None = Field(default=None, ge=1)
+    """Forward passes of one call run at once, on threads of the model's own; None: 1 when `threads`
+    is set, else one per core."""
     name: str = Field(default="nli", min_length=1)
     """The judge's name in verdicts and traces."""
 

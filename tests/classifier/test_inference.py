@@ -222,3 +222,23 @@ def test_batched_logits_runs_the_batches_of_one_call_at_once() -> None:
     with ThreadPoolExecutor(2) as runner:
         logits = batched_logits(backend, enc, 0, batch_size=2, runner=runner)
     assert logits[:, 0].tolist() == [5.0, 1.0, 7.0, 2.0]  # input order
+
+
+def test_onnx_defaults_to_single_threaded_passes_one_per_core(model_dir: Path, tmp_path: Path) -> None:
+    import os
+
+    from classifier.export import export_onnx
+
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    export_onnx(copy, SENTENCES, quantize=False)
+    cores = os.cpu_count() or 1
+
+    seen: dict[str, tuple[int, int]] = {}
+    for name, kwargs in {"default": {}, "threads": {"num_threads": 2}, "parallel": {"parallel": 3}}.items():
+        clf = CheckWorthinessClassifier.load(copy, backend="onnx", **kwargs)
+        seen[name] = (clf.parallel, clf.backend.session.get_session_options().intra_op_num_threads)  # type: ignore[attr-defined]
+        clf.close()
+    assert seen["default"] == ((cores, 1) if cores > 1 else (1, 0))
+    assert seen["threads"] == (1, 2)  # a thread count asked for: one pass at a time
+    assert seen["parallel"] == (3, 1)  # passes at once asked for: one thread each
