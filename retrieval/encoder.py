@@ -206,8 +206,8 @@ def load_encoder(
 
     The export is made once per model (by weight hash) under ``cache_dir`` and reused; a model
     the exporter cannot handle falls back to torch under 'auto' and raises under 'onnx'.
-    ``threads`` is the ONNX session's intra-op thread count (None: ONNX Runtime's choice, one per
-    core); torch keeps its own setting.
+    ``threads`` set runs the ONNX session's passes one at a time over that many threads; None runs
+    single-threaded passes, one per core at a time (see `OnnxEncoder`). torch keeps its own setting.
 
     Raises:
         EncoderError: when the model cannot be loaded (or exported, with backend 'onnx').

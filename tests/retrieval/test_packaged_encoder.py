@@ -9,7 +9,7 @@ import pytest
 
 from retrieval.encoder import PACKAGED_ENCODER, SentenceTransformerEncoder, load_encoder
 from retrieval.index import EvidenceIndex
-from retrieval.onnx_encoder import ONNX_FILE, OnnxEncoder
+from retrieval.onnx_encoder import MIN_COSINE, ONNX_FILE, OnnxEncoder
 from retrieval.retriever import Retriever, SearchSettings
 from retrieval.types import Passage
 
@@ -78,3 +78,22 @@ def test_int8_export_agrees_with_torch_and_is_cached(
     retriever = Retriever(EvidenceIndex.load(tmp_path / "ix", again), SearchSettings(mode="dense"))
     for query, expected in QUERIES.items():
         assert retriever.search(query, k=1)[0].id == expected
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_onnx_layouts_give_the_same_vectors_in_input_order(tmp_path: Path) -> None:
+    texts = [p.embedding_text(True) for p in CORPUS] * 6 + list(QUERIES)
+    onnx = OnnxEncoder.from_model(PACKAGED_ENCODER, cache_dir=tmp_path)
+    path = onnx.path
+    # One pass per batch of about one text: the batches are the same in both layouts, so the int8
+    # activation scales (set per batch) are too, and the vectors must match exactly.
+    serial = OnnxEncoder(PACKAGED_ENCODER, onnx.layout, path, max_batch_tokens=1, threads=2)
+    par = OnnxEncoder(PACKAGED_ENCODER, onnx.layout, path, max_batch_tokens=1, parallel=3)
+    assert (serial.parallel, par.parallel) == (1, 3)
+    assert par.session.get_session_options().intra_op_num_threads == 1
+    assert np.array_equal(par.encode_document(texts), serial.encode_document(texts))
+    default = OnnxEncoder(PACKAGED_ENCODER, onnx.layout, path)
+    assert default.max_batch_tokens == (256 if default.parallel > 1 else 2048)
+    # Another batching moves int8 vectors a little (the export's own bar against torch), no more.
+    assert float((default.encode_document(texts) * serial.encode_document(texts)).sum(1).min()) > MIN_COSINE
