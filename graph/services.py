@@ -300,8 +300,9 @@ def _load(config: PipelineConfig, closers: list[Any]) -> LoadedServices:
 
     set_onnx_spinning(config.onnx_spinning)
     set_encoder_spinning(config.onnx_spinning)
-    threads = config.model_threads or None
-    parallel = config.model_parallel or os.cpu_count() or 1
+    cores = os.cpu_count() or 1
+    threads = config.model_threads or cores  # explicit: left unset, a parallel load picks 1
+    parallel = config.model_parallel or cores
     clf = CheckWorthinessClassifier.load(
         config.classifier_dir,
         backend=config.classifier_backend,

@@ -103,6 +103,7 @@ def test_end_to_end_on_real_models_and_an_index_on_disk(
 def test_onnx_models_run_single_threaded_passes_in_parallel_with_the_same_results(
     classifier_dir: Path, index_dir: Path, nli_run: NLIRun, tmp_path: Path
 ) -> None:
+    import os
     import shutil
 
     from classifier.export import export_onnx
@@ -146,6 +147,9 @@ def test_onnx_models_run_single_threaded_passes_in_parallel_with_the_same_result
     assert seen == dict(clf_parallel=3, clf_threads=1, nli_parallel=3, nli_threads=1, nli_tokens=32)
     serial, seen = run(model_threads=2, model_parallel=1, batch_tokens=4096)
     assert seen == dict(clf_parallel=1, clf_threads=2, nli_parallel=1, nli_threads=2, nli_tokens=4096)
+    cores = os.cpu_count() or 1
+    _, seen = run(model_threads=0, model_parallel=2, batch_tokens=32)  # 0: one thread per core
+    assert seen == dict(clf_parallel=2, clf_threads=cores, nli_parallel=2, nli_threads=cores, nli_tokens=32)
     assert parallel and len(parallel) == len(serial)
     for (v1, cw1, conf1), (v2, cw2, conf2) in zip(parallel, serial, strict=True):
         assert v1 == v2 and abs(cw1 - cw2) < 1e-5 and abs(conf1 - conf2) < 1e-5
