@@ -361,6 +361,13 @@ def _load(config: PipelineConfig, closers: list[Any]) -> LoadedServices:
         },
         "prompt": {"version": PROMPT_VERSION, "hash": PROMPT_HASH},
         "llm": config.llm.model_dump(mode="json") if config.llm else None,
+        # int8 scores move slightly with how inputs are batched, so a replay needs the layout too.
+        "runtime": {
+            "model_threads": threads,
+            "model_parallel": parallel,
+            "batch_tokens": config.batch_tokens,
+            "onnx_spinning": config.onnx_spinning,
+        },
     }
     sinks: list[TraceSink] = []
     if config.otlp_endpoint:

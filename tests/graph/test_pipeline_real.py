@@ -137,6 +137,12 @@ def test_onnx_models_run_single_threaded_passes_in_parallel_with_the_same_result
                 "nli_threads": nli.backend.session.get_session_options().intra_op_num_threads,
                 "nli_tokens": nli.max_batch_tokens,
             }
+            runtime = loaded.context.versions["runtime"]
+            assert (runtime["model_threads"], runtime["model_parallel"]) == (
+                seen["clf_threads"],
+                seen["clf_parallel"],
+            )
+            assert runtime["batch_tokens"] == seen["nli_tokens"]
             result = Pipeline(loaded.context).verify(text, VerifyOptions(top_k=5))
         finally:
             asyncio.run(loaded.aclose())
