@@ -197,32 +197,30 @@ def test_a_bad_setting_with_a_key_in_its_name_is_not_echoed() -> None:
     assert "VERIFACT_MAX_CONCURRENT_PER_KEY" in text and "secret-looking-value" not in text
 
 
-def test_search_settings_reach_the_pipeline_config(monkeypatch: pytest.MonkeyPatch) -> None:
+def _pipeline_config_under(monkeypatch: pytest.MonkeyPatch, env: dict[str, str]) -> Any:
     from api.config import Settings
 
-    for name, value in {
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return Settings().pipeline()
+
+
+def test_search_settings_reach_the_pipeline_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    env = {
         "VERIFACT_SEARCH_MODE": "bm25",
         "VERIFACT_DENSE_WEIGHT": "0.5",
         "VERIFACT_LEXICAL_WEIGHT": "2",
         "VERIFACT_RRF_K": "10",
-    }.items():
-        monkeypatch.setenv(name, value)
-    config = Settings().pipeline()
+    }
+    config = _pipeline_config_under(monkeypatch, env)
     assert config.search() == {"mode": "bm25", "dense_weight": 0.5, "lexical_weight": 2.0, "rrf_k": 10}
 
 
 def test_model_run_settings_reach_the_pipeline_config(monkeypatch: pytest.MonkeyPatch) -> None:
-    from api.config import Settings
-
-    default = Settings().pipeline()
+    default = _pipeline_config_under(monkeypatch, {})
     assert (default.model_threads, default.model_parallel, default.batch_tokens) == (1, 0, 256)
-    for name, value in {
-        "VERIFACT_MODEL_THREADS": "0",
-        "VERIFACT_MODEL_PARALLEL": "3",
-        "VERIFACT_BATCH_TOKENS": "1024",
-    }.items():
-        monkeypatch.setenv(name, value)
-    config = Settings().pipeline()
+    env = {"VERIFACT_MODEL_THREADS": "0", "VERIFACT_MODEL_PARALLEL": "3", "VERIFACT_BATCH_TOKENS": "1024"}
+    config = _pipeline_config_under(monkeypatch, env)
     assert (config.model_threads, config.model_parallel, config.batch_tokens) == (0, 3, 1024)
 
 
