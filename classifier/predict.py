@@ -336,8 +336,8 @@ class CheckWorthinessClassifier:
         """Load a saved model directory; ``auto`` picks the ONNX model when one is there.
 
         An ONNX model runs single-threaded forward passes, one per core at a time, unless told
-        otherwise: on 2 cores that scores 930-960 CT24 sentences/s against 630-700 for one session
-        spreading each pass over both cores (bench/results/classifier_speed.md). ``num_threads``
+        otherwise: on 2 cores that scored 906 CT24 sentences/s against 693 for one session spreading
+        each pass over both cores (bench/results/classifier_speed.md). ``num_threads``
         sets the session's intra-op threads (default: 1 when ``parallel`` > 1, else one per core);
         ``parallel`` the passes at once (default: 1 when ``num_threads`` is set, else one per core).
 
