@@ -72,8 +72,8 @@ class PipelineConfig(BaseModel):
     (bench/results/service_load.md).
     """
     model_parallel: int = Field(default=0, ge=0, le=256)
-    """Forward passes of one classifier or NLI call run at once (ONNX models; torch spreads one pass
-    over the cores itself); 0: one per core."""
+    """Forward passes of one classifier, encoder or NLI call run at once (ONNX models; torch spreads
+    one pass over the cores itself); 0: one per core."""
     batch_tokens: int = Field(default=256, ge=16)
     """Padded tokens per forward pass at most: smaller passes give `model_parallel` more to share
     out, at no cost per token down to about 4 pairs of 64 tokens."""
@@ -314,7 +314,12 @@ def _load(config: PipelineConfig, closers: list[Any]) -> LoadedServices:
     closers.append(scorer)
     manifest = EvidenceIndex.read_manifest(config.index_dir)
     encoder = load_encoder(
-        str(manifest["encoder"]["name"]), config.encoder_backend, config.encoder_cache, threads
+        str(manifest["encoder"]["name"]),
+        config.encoder_backend,
+        config.encoder_cache,
+        threads=threads,
+        parallel=parallel,
+        max_batch_tokens=config.batch_tokens,
     )
     index = EvidenceIndex.load(config.index_dir, encoder)
     retriever = Retriever(index, SearchSettings(**config.search()))

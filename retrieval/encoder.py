@@ -201,13 +201,15 @@ def load_encoder(
     backend: Backend = "auto",
     cache_dir: str | Path | None = None,
     threads: int | None = None,
+    parallel: int | None = None,
+    max_batch_tokens: int | None = None,
 ) -> Any:
     """An encoder by name. 'auto' runs the int8 ONNX export when onnxruntime is installed.
 
     The export is made once per model (by weight hash) under ``cache_dir`` and reused; a model
     the exporter cannot handle falls back to torch under 'auto' and raises under 'onnx'.
-    ``threads`` set runs the ONNX session's passes one at a time over that many threads; None runs
-    single-threaded passes, one per core at a time (see `OnnxEncoder`). torch keeps its own setting.
+    ``threads``, ``parallel`` and ``max_batch_tokens`` set the ONNX session's layout (see
+    `OnnxEncoder`; by default single-threaded passes, one per core at a time). torch keeps its own.
 
     Raises:
         EncoderError: when the model cannot be loaded (or exported, with backend 'onnx').
@@ -220,7 +222,13 @@ def load_encoder(
         path = Path(resolve_encoder_path(name))
         if backend == "onnx" or (onnx_available() and path.is_dir()):
             try:
-                return OnnxEncoder.from_model(name, cache_dir=cache_dir, threads=threads)
+                return OnnxEncoder.from_model(
+                    name,
+                    cache_dir=cache_dir,
+                    threads=threads,
+                    parallel=parallel,
+                    max_batch_tokens=max_batch_tokens,
+                )
             except EncoderError as exc:
                 if backend == "onnx":
                     raise

@@ -119,9 +119,12 @@ class OnnxEncoder(BaseEncoder):
     By default the session runs single-threaded passes, one per core at a time, over batches of at
     most 256 padded tokens: on 2 cores, back to back on 3,000 Climate-FEVER passages, that encoded
     526 a second against 358 for one session spreading 2,048-token batches over both cores (the old
-    layout, still what ``threads`` without ``parallel`` gives). ``threads`` sets the intra-op
-    threads (default: 1 when ``parallel`` > 1, else one per core); ``parallel`` the passes at once
-    (default: 1 when ``threads`` is set, else one per core).
+    layout, still what ``threads`` above 1 without ``parallel`` gives). ``threads`` sets the
+    intra-op threads (default: 1 when ``parallel`` > 1, else one per core); ``parallel`` the passes
+    at once (default: 1 when ``threads`` is set, else one per core). ``max_batch_tokens`` defaults to
+    256 whenever passes are single-threaded: one thread over 2,048-token batches encoded 160 real
+    claims at 4.0 ms each against 2.2 ms over 256-token ones (the activations of a large batch
+    leave the CPU caches).
     """
 
     def __init__(
@@ -161,7 +164,7 @@ class OnnxEncoder(BaseEncoder):
         self.tokenizer.no_padding()
         self.tokenizer.enable_truncation(max_length=layout.max_seq_length)
         if max_batch_tokens is None:
-            max_batch_tokens = 256 if parallel > 1 else 2048
+            max_batch_tokens = 256 if parallel > 1 or threads == 1 else 2048
         self.max_batch_tokens, self.max_batch_size = max_batch_tokens, max_batch_size
         self._dim = int(self.session.get_outputs()[0].shape[-1] or self._probe_dim())
 

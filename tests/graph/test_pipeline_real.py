@@ -101,12 +101,23 @@ def test_end_to_end_on_real_models_and_an_index_on_disk(
 
 
 def test_onnx_models_run_single_threaded_passes_in_parallel_with_the_same_results(
-    classifier_dir: Path, index_dir: Path, nli_run: NLIRun, tmp_path: Path
+    classifier_dir: Path, index_dir: Path, nli_run: NLIRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import os
     import shutil
 
+    import retrieval.encoder
     from classifier.export import export_onnx
+
+    # The index here uses the torch encoder; record the layout the service asks the loader for.
+    real_load = retrieval.encoder.load_encoder
+    asked: list[dict[str, object]] = []
+
+    def load_encoder(*args: object, **kwargs: object) -> object:
+        asked.append({k: kwargs.get(k) for k in ("threads", "parallel", "max_batch_tokens")})
+        return real_load(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(retrieval.encoder, "load_encoder", load_encoder)
 
     clf_dir, nli_dir = tmp_path / "clf", tmp_path / "nli"
     shutil.copytree(classifier_dir, clf_dir)
@@ -136,6 +147,11 @@ def test_onnx_models_run_single_threaded_passes_in_parallel_with_the_same_result
                 "nli_parallel": nli.parallel,
                 "nli_threads": nli.backend.session.get_session_options().intra_op_num_threads,
                 "nli_tokens": nli.max_batch_tokens,
+            }
+            assert asked.pop() == {
+                "threads": seen["nli_threads"],
+                "parallel": seen["nli_parallel"],
+                "max_batch_tokens": seen["nli_tokens"],
             }
             runtime = loaded.context.versions["runtime"]
             assert (runtime["model_threads"], runtime["model_parallel"]) == (

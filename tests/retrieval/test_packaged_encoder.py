@@ -95,5 +95,12 @@ def test_onnx_layouts_give_the_same_vectors_in_input_order(tmp_path: Path) -> No
     assert np.array_equal(par.encode_document(texts), serial.encode_document(texts))
     default = OnnxEncoder(PACKAGED_ENCODER, onnx.layout, path)
     assert default.max_batch_tokens == (256 if default.parallel > 1 else 2048)
+    # Single-threaded passes keep small batches; one session over several threads takes large ones.
+    one = OnnxEncoder(PACKAGED_ENCODER, onnx.layout, path, threads=1)
+    wide = OnnxEncoder(PACKAGED_ENCODER, onnx.layout, path, threads=2)
+    assert (one.parallel, one.max_batch_tokens, wide.parallel, wide.max_batch_tokens) == (1, 256, 1, 2048)
+    loaded = load_encoder(PACKAGED_ENCODER, "onnx", tmp_path, threads=1, parallel=2, max_batch_tokens=64)
+    assert (loaded.path, loaded.parallel, loaded.max_batch_tokens) == (path, 2, 64)
+    assert loaded.session.get_session_options().intra_op_num_threads == 1
     # Another batching moves int8 vectors a little (the export's own bar against torch), no more.
     assert float((default.encode_document(texts) * serial.encode_document(texts)).sum(1).min()) > MIN_COSINE
