@@ -150,6 +150,8 @@ def test_no_key_reaches_the_stored_traces_the_responses_or_the_logs(
     keyed: TestClient, store_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.DEBUG)
+    for name in ("httpx", "httpx2"):  # libraries loaded by other tests may have raised their levels
+        caplog.set_level(logging.DEBUG, logger=name)
     seen: list[str] = []
     for key in KEYS:
         response = keyed.post("/verify", json={"text": TEXT, "include_trace": True}, headers=bearer(key))
