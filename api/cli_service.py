@@ -12,6 +12,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from api.config import Settings, settings_error_message
+from graph.blocking import run_blocking
 from graph.report import RunTrace, TracePage, VerifyResult
 
 VERDICT_MARK = {"SUPPORTED": "SUPPORTED", "REFUTED": "REFUTED", "NOT_ENOUGH_INFO": "NOT ENOUGH INFO"}
@@ -161,7 +162,7 @@ def cmd_verify(ns: argparse.Namespace) -> int:
         raise ServiceCliError(f"--{where}: {first['msg']}") from exc
 
     async def run() -> VerifyResult:
-        loaded = await asyncio.to_thread(load_services, settings.pipeline())
+        loaded = await run_blocking(load_services, settings.pipeline())
         try:
             return await Pipeline(loaded.context).averify(text, options)
         finally:

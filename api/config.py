@@ -60,9 +60,11 @@ class Settings(BaseSettings):
     model_threads: int = Field(default=1, ge=0, le=256)
     """Intra-op threads per ONNX model run; 0: one per core."""
     model_parallel: int = Field(default=0, ge=0, le=256)
-    """Model runs at once per classifier or NLI call; 0: one per core."""
+    """Model runs at once per classifier, encoder or NLI call; 0: one per core."""
     batch_tokens: int = Field(default=256, ge=16)
     """Padded tokens per model run at most."""
+    blocking_threads: int = Field(default=64, ge=1, le=4096)
+    """Threads for blocking calls, most of which wait on a model batch (`graph.blocking`)."""
     search_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     """Evidence ranking: dense and BM25 fused by reciprocal rank (hybrid), or either alone."""
     dense_weight: float = Field(default=1.0, ge=0.0)
@@ -147,6 +149,7 @@ class Settings(BaseSettings):
             model_threads=self.model_threads,
             model_parallel=self.model_parallel,
             batch_tokens=self.batch_tokens,
+            blocking_threads=self.blocking_threads,
             search_mode=self.search_mode,
             dense_weight=self.dense_weight,
             lexical_weight=self.lexical_weight,

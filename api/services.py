@@ -8,6 +8,7 @@ from typing import Literal
 
 from api.config import Settings
 from api.errors import APIError
+from graph.blocking import run_blocking
 from graph.judges import describe_error
 from graph.pipeline import Pipeline
 from graph.services import LoadedServices, load_services
@@ -47,7 +48,7 @@ class AppServices:
 
     async def _load(self) -> None:
         try:
-            loaded = await asyncio.to_thread(load_services, self.settings.pipeline())
+            loaded = await run_blocking(load_services, self.settings.pipeline())
         except Exception as exc:  # reported by /readyz and every 503; the server stays up to say so
             self.state, self.reason = "failed", describe_error(exc)
             logger.error("verifact could not load its services: %s", self.reason)

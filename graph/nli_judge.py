@@ -11,7 +11,6 @@ thresholds 0.5, margin 0) and says so in every trace.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from classifier.metrics import FloatArray
+from graph.blocking import run_blocking
 from graph.errors import VerifierError
 from graph.judges import EMPTY_CLAIM_REASON, NO_EVIDENCE_REASON, abstain, describe_error
 from graph.nli_aggregator import LearnedAggregator, decide_learned
@@ -201,7 +201,7 @@ class NLIJudge:
                 skipped = NO_EVIDENCE_REASON
                 verdict = abstain(self._name, NO_EVIDENCE_REASON)
             else:
-                probs = await asyncio.to_thread(self.probabilities, claim, passages)
+                probs = await run_blocking(self.probabilities, claim, passages)
                 decision, how = self._decide(probs, claim, passages)
                 details.update(how)
                 verdict = self._verdict(decision, probs, passages, details)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from datetime import UTC, datetime
@@ -11,6 +10,7 @@ from typing import Any, Literal
 from langgraph.runtime import Runtime
 from langgraph.types import Command, Send
 
+from graph.blocking import run_blocking
 from graph.context import Context
 from graph.judges import describe_error
 from graph.report import (
@@ -56,7 +56,7 @@ def _preview(text: str) -> str:
 async def split(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     """Cut the text into sentences with character offsets."""
     clock = _Clock()
-    sentences = await asyncio.to_thread(runtime.context.splitter.split, state.text)
+    sentences = await run_blocking(runtime.context.splitter.split, state.text)
     scored = [ScoredSentence(**s.model_dump(), score=0.0, check_worthy=False) for s in sentences]
     event = clock.event(
         "split",
@@ -74,7 +74,7 @@ async def detect(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     clock = _Clock()
     ctx, opts = runtime.context, state.options
     threshold = opts.threshold if opts.threshold is not None else ctx.scorer.threshold
-    scores = await asyncio.to_thread(ctx.scorer.score, [s.text for s in state.sentences])
+    scores = await run_blocking(ctx.scorer.score, [s.text for s in state.sentences])
     worthy = [i for i, sc in enumerate(scores) if sc.score >= threshold]
     kept = set(sorted(worthy, key=lambda i: (-scores[i].score, i))[: opts.max_claims])
     sentences: list[ScoredSentence] = []
@@ -141,9 +141,7 @@ async def retrieve(task: ClaimTask, runtime: Runtime[Context]) -> Command[Litera
     error: str | None = None
     hits: list[EvidenceHit] = []
     try:
-        hits = await asyncio.to_thread(
-            runtime.context.searcher.search, task.sentence.text, task.options.top_k
-        )
+        hits = await run_blocking(runtime.context.searcher.search, task.sentence.text, task.options.top_k)
     except Exception as exc:  # recorded in the trace; this claim's verdict says why it abstained
         error = describe_error(exc)
         logger.warning("retrieval failed for %s: %s", task.claim_id, error)
@@ -298,11 +296,11 @@ async def report(state: State, runtime: Runtime[Context]) -> dict[str, Any]:
     stored = False
     if ctx.trace_store is not None:
         try:
-            await asyncio.to_thread(ctx.trace_store.save, trace)
+            await run_blocking(ctx.trace_store.save, trace)
             stored = True
         except Exception as exc:  # the answer is worth more than its record; the failure is logged
             logger.error("trace %s was not stored: %s", state.trace_id, describe_error(exc))
-    await asyncio.to_thread(export_trace, ctx, trace)
+    await run_blocking(export_trace, ctx, trace)
     result = VerifyResult(
         trace_id=state.trace_id,
         status=status,

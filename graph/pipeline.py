@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
+from graph.blocking import run_blocking
 from graph.builder import build_graph
 from graph.context import Context
 from graph.judges import describe_error
@@ -187,19 +188,19 @@ class Pipeline:
                     yield NodeUpdate(node, new_events)
         except RunLimitError as exc:
             logger.warning("run %s stopped: %s", state.trace_id, exc)
-            await asyncio.to_thread(self._store_failure, state, events, str(exc))
+            await run_blocking(self._store_failure, state, events, str(exc))
             raise
         except _DeadlinePassed:
             reason = f"deadline exceeded after {timeout_s:g} s"
             logger.warning("run %s stopped: %s", state.trace_id, reason)
-            await asyncio.to_thread(self._store_failure, state, events, reason)
+            await run_blocking(self._store_failure, state, events, reason)
             raise RunDeadlineError(
                 f"the run was stopped: {reason}", trace_id=state.trace_id, timeout_s=timeout_s or 0.0
             ) from None
         except Exception as exc:
             error = describe_error(exc)
             logger.exception("run %s failed", state.trace_id)
-            await asyncio.to_thread(self._store_failure, state, events, error)
+            await run_blocking(self._store_failure, state, events, error)
             raise PipelineError(f"the verification run failed: {error}", trace_id=state.trace_id) from exc
         except (asyncio.CancelledError, GeneratorExit):
             if result is None:  # else report has stored the whole run already
@@ -283,5 +284,5 @@ def verify(text: str, *, config: PipelineConfig | None = None, **options: Any) -
 
 async def averify(text: str, *, config: PipelineConfig | None = None, **options: Any) -> VerifyResult:
     """`verify` for async callers; the first call loads the models in a worker thread."""
-    pipeline = await asyncio.to_thread(load_pipeline, config)
+    pipeline = await run_blocking(load_pipeline, config)
     return await pipeline.averify(text, VerifyOptions(**options))

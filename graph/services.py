@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from classifier.metrics import FloatArray
 from graph.batching import MicroBatcher
+from graph.blocking import DEFAULT_BLOCKING_THREADS, set_blocking_threads
 from graph.context import Context, SentenceScore
 from graph.judges import Judge
 from graph.llm_settings import LLMSettings
@@ -77,6 +78,9 @@ class PipelineConfig(BaseModel):
     batch_tokens: int = Field(default=256, ge=16)
     """Padded tokens per forward pass at most: smaller passes give `model_parallel` more to share
     out, at no cost per token down to about 4 pairs of 64 tokens."""
+    blocking_threads: int = Field(default=DEFAULT_BLOCKING_THREADS, ge=1, le=4096)
+    """Threads for the runs' blocking calls, most of which only wait on a model batch; sized for
+    waiting callers, not cores (see `graph.blocking`). The pool is process-wide: loading sets it."""
     search_mode: SearchMode = "hybrid"
     """How evidence is ranked: dense and BM25 fused by reciprocal rank, or either alone."""
     dense_weight: float = Field(default=1.0, ge=0.0)
@@ -300,6 +304,7 @@ def _load(config: PipelineConfig, closers: list[Any]) -> LoadedServices:
 
     set_onnx_spinning(config.onnx_spinning)
     set_encoder_spinning(config.onnx_spinning)
+    set_blocking_threads(config.blocking_threads)
     cores = os.cpu_count() or 1
     threads = config.model_threads or cores  # explicit: left unset, a parallel load picks 1
     parallel = config.model_parallel or cores
@@ -372,6 +377,7 @@ def _load(config: PipelineConfig, closers: list[Any]) -> LoadedServices:
             "model_parallel": parallel,
             "batch_tokens": config.batch_tokens,
             "onnx_spinning": config.onnx_spinning,
+            "blocking_threads": config.blocking_threads,
         },
     }
     sinks: list[TraceSink] = []

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from typing import Any
 
 from fastapi import APIRouter
@@ -10,6 +9,7 @@ from fastapi import APIRouter
 from api.deps import AdminDep, PipelineDep, SettingsDep, SlotDep
 from api.errors import APIError
 from api.schemas import DocumentsRequest, DocumentsResponse, ErrorResponse
+from graph.blocking import run_blocking
 
 router = APIRouter(tags=["documents"])
 
@@ -58,7 +58,7 @@ async def add_documents(
         for d in body.documents
     ]
     try:
-        added, duplicates, total = await asyncio.to_thread(searcher.add_passages, passages)
+        added, duplicates, total = await run_blocking(searcher.add_passages, passages)
     except IngestError as exc:
         raise APIError(409, str(exc), code="conflict") from exc
     except (RetrievalError, OSError) as exc:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 from fastapi import APIRouter
@@ -10,6 +9,7 @@ from fastapi import APIRouter
 from api.deps import PipelineDep, SettingsDep, SlotDep
 from api.errors import APIError
 from api.schemas import ErrorResponse, PredictRequest, PredictResponse, SentencePrediction
+from graph.blocking import run_blocking
 
 logger = logging.getLogger(__name__)
 router = APIRouter(tags=["classifier"])
@@ -40,7 +40,7 @@ async def predict(
     scorer = pipeline.context.scorer
     threshold = body.threshold if body.threshold is not None else scorer.threshold
     try:
-        scores = await asyncio.to_thread(scorer.score, body.sentences)
+        scores = await run_blocking(scorer.score, body.sentences)
     except Exception as exc:  # the same failure in /verify is a 503 with the cause, as here
         logger.exception("the classifier failed")
         raise APIError(503, f"the classifier failed: {type(exc).__name__}: {exc}") from exc

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -11,6 +10,7 @@ from fastapi import APIRouter, Path, Query, Response
 from api.deps import CallerDep, PipelineDep
 from api.errors import APIError
 from api.schemas import ErrorResponse
+from graph.blocking import run_blocking
 from graph.report import RunStatus, RunTrace, TracePage
 from graph.schemas import Label
 from graph.tracestore import TraceQuery, TraceStore
@@ -57,14 +57,14 @@ async def list_traces(
         owner=caller.key_id,
         owner_scoped=caller.scoped,
     )
-    return await asyncio.to_thread(_store(pipeline).list, query)
+    return await run_blocking(_store(pipeline).list, query)
 
 
 @router.get("/{trace_id}", response_model=RunTrace, responses=_404)
 async def get_trace(trace_id: TraceId, caller: CallerDep, pipeline: PipelineDep) -> RunTrace:
     """One run's whole trace (with API keys, only the key that created it may read it)."""
     store = _store(pipeline)
-    trace = await asyncio.to_thread(store.get, trace_id, owner=caller.key_id, owner_scoped=caller.scoped)
+    trace = await run_blocking(store.get, trace_id, owner=caller.key_id, owner_scoped=caller.scoped)
     if trace is None:
         raise APIError(404, f"no trace {trace_id}")
     return trace
@@ -75,6 +75,6 @@ async def delete_trace(trace_id: TraceId, caller: CallerDep, pipeline: PipelineD
     """Delete one run's trace (with API keys, only the key that created it may)."""
     store = _store(pipeline)
     # Another key's trace is "no trace", as for GET: a 403 would confirm that the id exists.
-    if not await asyncio.to_thread(store.delete, trace_id, owner=caller.key_id, owner_scoped=caller.scoped):
+    if not await run_blocking(store.delete, trace_id, owner=caller.key_id, owner_scoped=caller.scoped):
         raise APIError(404, f"no trace {trace_id}")
     return Response(status_code=204)

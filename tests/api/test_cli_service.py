@@ -218,10 +218,16 @@ def test_search_settings_reach_the_pipeline_config(monkeypatch: pytest.MonkeyPat
 
 def test_model_run_settings_reach_the_pipeline_config(monkeypatch: pytest.MonkeyPatch) -> None:
     default = _pipeline_config_under(monkeypatch, {})
-    assert (default.model_threads, default.model_parallel, default.batch_tokens) == (1, 0, 256)
-    env = {"VERIFACT_MODEL_THREADS": "0", "VERIFACT_MODEL_PARALLEL": "3", "VERIFACT_BATCH_TOKENS": "1024"}
+    knobs = ("model_threads", "model_parallel", "batch_tokens", "blocking_threads")
+    assert tuple(getattr(default, k) for k in knobs) == (1, 0, 256, 64)
+    env = {
+        "VERIFACT_MODEL_THREADS": "0",
+        "VERIFACT_MODEL_PARALLEL": "3",
+        "VERIFACT_BATCH_TOKENS": "1024",
+        "VERIFACT_BLOCKING_THREADS": "8",
+    }
     config = _pipeline_config_under(monkeypatch, env)
-    assert (config.model_threads, config.model_parallel, config.batch_tokens) == (0, 3, 1024)
+    assert tuple(getattr(config, k) for k in knobs) == (0, 3, 1024, 8)
 
 
 def test_verify_with_a_bad_option_names_it(

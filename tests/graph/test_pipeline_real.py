@@ -108,6 +108,7 @@ def test_onnx_models_run_single_threaded_passes_in_parallel_with_the_same_result
 
     import retrieval.encoder
     from classifier.export import export_onnx
+    from graph.blocking import blocking_threads as runtime_blocking_threads
 
     # The index here uses the torch encoder; record the layout the service asks the loader for.
     real_load = retrieval.encoder.load_encoder
@@ -154,6 +155,7 @@ def test_onnx_models_run_single_threaded_passes_in_parallel_with_the_same_result
                 "max_batch_tokens": seen["nli_tokens"],
             }
             runtime = loaded.context.versions["runtime"]
+            assert runtime_blocking_threads() == runtime["blocking_threads"] == config.blocking_threads
             assert (runtime["model_threads"], runtime["model_parallel"]) == (
                 seen["clf_threads"],
                 seen["clf_parallel"],
@@ -165,7 +167,7 @@ def test_onnx_models_run_single_threaded_passes_in_parallel_with_the_same_result
         assert clf.parallel == 1 and nli.parallel == 1  # closing stopped their threads
         return [(c.verdict, c.score, c.confidence) for c in result.claims], seen
 
-    parallel, seen = run(model_threads=1, model_parallel=3, batch_tokens=32)
+    parallel, seen = run(model_threads=1, model_parallel=3, batch_tokens=32, blocking_threads=7)
     assert seen == dict(clf_parallel=3, clf_threads=1, nli_parallel=3, nli_threads=1, nli_tokens=32)
     serial, seen = run(model_threads=2, model_parallel=1, batch_tokens=4096)
     assert seen == dict(clf_parallel=1, clf_threads=2, nli_parallel=1, nli_threads=2, nli_tokens=4096)
