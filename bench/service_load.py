@@ -443,6 +443,7 @@ def main(argv: list[str] | None = None) -> int:
         "model_threads": service.model_threads,
         "model_parallel": service.model_parallel or os.cpu_count(),
         "batch_tokens": service.batch_tokens,
+        "blocking_threads": service.blocking_threads,
     }
     results["targets"] = {"c1_p50_ms": 150, "c1_p95_ms": 300, "throughput_ratio_vs_naive": 3}
     results["met"] = {
