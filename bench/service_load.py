@@ -211,13 +211,16 @@ def naive_rps(texts: list[str], *, spinning: bool, threads: int | None) -> dict[
     }
 
 
-def batched_ceiling(texts: list[str], repeats: int = 3) -> dict[str, Any]:
+def batched_ceiling(
+    texts: list[str], repeats: int = 3, layout: dict[str, int] | None = None
+) -> dict[str, Any]:
     """The service's model work on ``texts`` with no serving around it: an upper bound on any server.
 
     All paragraphs at once, each stage one call over everything (split, classify every sentence,
     search every claim, score every (claim, passage) pair, decide per claim), in the server's session
     layout. No HTTP, graph, trace or waiting for a batch to fill: what is left is what batching on
-    this machine can do. The median of ``repeats`` runs counts.
+    this machine can do. The median of ``repeats`` runs counts. ``layout`` (threads, parallel,
+    batch_tokens) replaces the server's.
     """
     from api.config import Settings
     from api.prepare import resolve_model_dirs
@@ -235,7 +238,7 @@ def batched_ceiling(texts: list[str], repeats: int = 3) -> dict[str, Any]:
     set_onnx_spinning(settings.onnx_spinning)
     set_encoder_spinning(settings.onnx_spinning)
     cores = os.cpu_count() or 1
-    layout = {
+    layout = layout or {
         "threads": settings.model_threads or cores,
         "parallel": settings.model_parallel or cores,
         "batch_tokens": settings.batch_tokens,
@@ -436,6 +439,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"batched ceiling: {json.dumps(ceiling)}", flush=True)
     results["batched_ceiling"] = ceiling
     results["ceiling_ratio_vs_naive"] = round(ceiling["rps"] / naive["rps"], 2)
+    # Other session layouts for the same work, so that the ceiling is not one layout's artefact.
+    others = {
+        "1_thread_2_at_once_128_tokens": {"threads": 1, "parallel": 2, "batch_tokens": 128},
+        "1_thread_2_at_once_512_tokens": {"threads": 1, "parallel": 2, "batch_tokens": 512},
+        "1_thread_2_at_once_1024_tokens": {"threads": 1, "parallel": 2, "batch_tokens": 1024},
+        "2_threads_1_at_once_512_tokens": {"threads": 2, "parallel": 1, "batch_tokens": 512},
+    }
+    results["ceiling_rps_by_layout"] = {
+        name: batched_ceiling(texts[: args.naive_paragraphs], layout=knobs)["rps"]
+        for name, knobs in others.items()
+    }
+    print(f"ceiling by layout: {json.dumps(results['ceiling_rps_by_layout'])}", flush=True)
     results["nli_ms_per_pair_by_layout"] = nli_layouts(texts)
     print(f"NLI by session layout: {json.dumps(results['nli_ms_per_pair_by_layout'])}", flush=True)
     results["server_sessions"] = {
@@ -477,7 +492,8 @@ def main(argv: list[str] | None = None) -> int:
         "the naive pipeline: a server running these models in this layout on this CPU cannot beat "
         f"that. Wall time per paragraph by stage (ms): {json.dumps(ceiling['ms_per_paragraph'])}. CPU "
         f"per paragraph: {ceiling['cpu_ms_per_paragraph']} ms batched, "
-        f"{naive['cpu_ms_per_paragraph']} ms naive.\n"
+        f"{naive['cpu_ms_per_paragraph']} ms naive. The ceiling in other session layouts (paragraphs/s): "
+        f"{json.dumps(results['ceiling_rps_by_layout'])}.\n"
         "Model cost per item on this CPU, alone and in small batches (ms; nli_batch_5 is one claim's "
         f"5 passages padded to the longest): {json.dumps(naive['ms_per_item'])}.\n"
         f"Server sessions: {json.dumps(results['server_sessions'])}. NLI cost per pair in one call "
