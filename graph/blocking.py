@@ -17,7 +17,7 @@ import contextvars
 import functools
 import threading
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import ParamSpec, TypeVar
 
 P = ParamSpec("P")
@@ -53,16 +53,16 @@ def blocking_threads() -> int:
     return _size
 
 
-def _executor() -> ThreadPoolExecutor:
+def _submit(call: Callable[[], R]) -> Future[R]:
+    # Under the lock, so that a resize in another thread cannot shut the pool down in between.
     global _pool
     with _lock:
         if _pool is None:
             _pool = ThreadPoolExecutor(_size, thread_name_prefix="verifact-blocking")
-        return _pool
+        return _pool.submit(call)
 
 
 async def run_blocking(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs) -> R:
     """``fn(*args, **kwargs)`` in the pool, awaited; exceptions come back to the caller."""
-    loop = asyncio.get_running_loop()
     call = functools.partial(contextvars.copy_context().run, fn, *args, **kwargs)
-    return await loop.run_in_executor(_executor(), call)
+    return await asyncio.wrap_future(_submit(call))

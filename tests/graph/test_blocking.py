@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import sys
 import threading
 from collections.abc import Iterator
 
@@ -95,3 +96,29 @@ def test_a_size_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         set_blocking_threads(0)
     assert blocking_threads() == blocking.DEFAULT_BLOCKING_THREADS
+
+
+def test_calls_submitted_while_another_thread_resizes_all_run() -> None:
+    # A resize shuts the old pool down; a call looked up on it just before must still be taken.
+    stop = threading.Event()
+    switch = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as possible, to hit the window
+
+    def resize() -> None:
+        size = 2
+        while not stop.is_set():
+            size = 5 - size  # 2, 3, 2, ...
+            set_blocking_threads(size)
+
+    async def main() -> list[int]:
+        return await asyncio.gather(*(run_blocking(abs, -i) for i in range(2000)))
+
+    resizer = threading.Thread(target=resize)
+    resizer.start()
+    try:
+        results = asyncio.run(main())
+    finally:
+        stop.set()
+        resizer.join()
+        sys.setswitchinterval(switch)
+    assert results == list(range(2000))
