@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 import numpy as np
@@ -148,17 +148,25 @@ async def drive(base: str, texts: list[str], concurrency: int, total: int) -> di
     }
 
 
-def naive_rps(texts: list[str], *, spinning: bool, threads: int | None) -> dict[str, Any]:
-    """The same models, no batching: one sentence, one search, one pair at a time, sequentially.
+class _Models(NamedTuple):
+    clf: Any
+    retriever: Any
+    judge: Any
+    splitter: Any
+    threshold: float
 
-    ``spinning`` and ``threads`` are the ONNX Runtime session settings (idle threads spin-wait;
-    intra-op threads, None: one per core) the models open with.
-    """
+    def close(self) -> None:
+        self.clf.close()
+        self.judge.scorer.close()
+
+
+def _load_models(*, spinning: bool, threads: int, parallel: int, batch_tokens: int | None) -> _Models:
+    """The server's models, opened in the given ONNX Runtime session layout (``batch_tokens`` None:
+    each library's default)."""
     from api.config import Settings
     from api.prepare import resolve_model_dirs
     from classifier.predict import CheckWorthinessClassifier, set_onnx_spinning
     from graph.nli_judge import NLIJudge
-    from graph.schemas import EvidencePassage
     from graph.splitter import PysbdSplitter
     from retrieval.encoder import load_encoder
     from retrieval.index import EvidenceIndex
@@ -168,14 +176,32 @@ def naive_rps(texts: list[str], *, spinning: bool, threads: int | None) -> dict[
     settings = resolve_model_dirs(Settings())
     set_onnx_spinning(spinning)
     set_encoder_spinning(spinning)
-    threads = threads or os.cpu_count() or 1
-    clf = CheckWorthinessClassifier.load(settings.classifier_dir, num_threads=threads, parallel=1)
+    tokens = {} if batch_tokens is None else {"max_batch_tokens": batch_tokens}
+    clf = CheckWorthinessClassifier.load(
+        settings.classifier_dir, num_threads=threads, parallel=parallel, **tokens
+    )
     manifest = EvidenceIndex.read_manifest(settings.index_dir)
-    encoder = load_encoder(manifest["encoder"]["name"], threads=threads)
+    encoder = load_encoder(manifest["encoder"]["name"], threads=threads, parallel=parallel, **tokens)
     retriever = Retriever(EvidenceIndex.load(settings.index_dir, encoder))
-    judge = NLIJudge.load(settings.pipeline().nli.model_copy(update={"threads": threads, "parallel": 1}))
-    splitter = PysbdSplitter()
+    nli: dict[str, Any] = {"threads": threads, "parallel": parallel}
+    if batch_tokens is not None:
+        nli["batch_tokens"] = batch_tokens
+    judge = NLIJudge.load(settings.pipeline().nli.model_copy(update=nli))
     threshold = clf.threshold if clf.threshold is not None else 0.5
+    return _Models(clf, retriever, judge, PysbdSplitter(), threshold)
+
+
+def naive_rps(texts: list[str], *, spinning: bool, threads: int | None) -> dict[str, Any]:
+    """The same models, no batching: one sentence, one search, one pair at a time, sequentially.
+
+    ``spinning`` and ``threads`` are the ONNX Runtime session settings (idle threads spin-wait;
+    intra-op threads, None: one per core) the models open with.
+    """
+    from graph.schemas import EvidencePassage
+
+    threads = threads or os.cpu_count() or 1
+    models = _load_models(spinning=spinning, threads=threads, parallel=1, batch_tokens=None)
+    clf, retriever, judge, splitter, threshold = models
     started, cpu = time.perf_counter(), time.process_time()
     for text in texts:
         for sentence in splitter.split(text):
@@ -223,43 +249,18 @@ def batched_ceiling(
     batch_tokens) replaces the server's.
     """
     from api.config import Settings
-    from api.prepare import resolve_model_dirs
-    from classifier.predict import CheckWorthinessClassifier, set_onnx_spinning
     from graph.nli_calibration import verdict_probabilities
-    from graph.nli_judge import NLIJudge
     from graph.nli_records import evidence_text
-    from graph.splitter import PysbdSplitter
-    from retrieval.encoder import load_encoder
-    from retrieval.index import EvidenceIndex
-    from retrieval.onnx_encoder import set_onnx_spinning as set_encoder_spinning
-    from retrieval.retriever import Retriever
 
-    settings = resolve_model_dirs(Settings())
-    set_onnx_spinning(settings.onnx_spinning)
-    set_encoder_spinning(settings.onnx_spinning)
+    settings = Settings()
     cores = os.cpu_count() or 1
     layout = layout or {
         "threads": settings.model_threads or cores,
         "parallel": settings.model_parallel or cores,
         "batch_tokens": settings.batch_tokens,
     }
-    clf = CheckWorthinessClassifier.load(
-        settings.classifier_dir,
-        num_threads=layout["threads"],
-        parallel=layout["parallel"],
-        max_batch_tokens=layout["batch_tokens"],
-    )
-    manifest = EvidenceIndex.read_manifest(settings.index_dir)
-    encoder = load_encoder(
-        manifest["encoder"]["name"],
-        threads=layout["threads"],
-        parallel=layout["parallel"],
-        max_batch_tokens=layout["batch_tokens"],
-    )
-    retriever = Retriever(EvidenceIndex.load(settings.index_dir, encoder))
-    judge = NLIJudge.load(settings.pipeline().nli.model_copy(update=layout))
-    splitter = PysbdSplitter()
-    threshold = clf.threshold if clf.threshold is not None else 0.5
+    models = _load_models(spinning=settings.onnx_spinning, **layout)
+    clf, retriever, judge, splitter, threshold = models
 
     def run(batch: list[str]) -> dict[str, float]:
         clock: dict[str, float] = {}
@@ -290,8 +291,7 @@ def batched_ceiling(
         run(texts[:4])
         runs = sorted((run(texts) for _ in range(repeats)), key=lambda r: r["total"])
     finally:
-        clf.close()
-        judge.scorer.close()
+        models.close()
     mid = runs[len(runs) // 2]
     return {
         "paragraphs": len(texts),
