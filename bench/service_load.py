@@ -252,14 +252,9 @@ def batched_ceiling(
     from graph.nli_calibration import verdict_probabilities
     from graph.nli_records import evidence_text
 
-    settings = Settings()
-    cores = os.cpu_count() or 1
-    layout = layout or {
-        "threads": settings.model_threads or cores,
-        "parallel": settings.model_parallel or cores,
-        "batch_tokens": settings.batch_tokens,
-    }
-    models = _load_models(spinning=settings.onnx_spinning, **layout)
+    service = Settings().pipeline()
+    layout = layout or service.model_layout()
+    models = _load_models(spinning=service.onnx_spinning, **layout)
     clf, retriever, judge, splitter, threshold = models
 
     def run(batch: list[str]) -> dict[str, float]:
@@ -453,11 +448,13 @@ def main(argv: list[str] | None = None) -> int:
     print(f"ceiling by layout: {json.dumps(results['ceiling_rps_by_layout'])}", flush=True)
     results["nli_ms_per_pair_by_layout"] = nli_layouts(texts)
     print(f"NLI by session layout: {json.dumps(results['nli_ms_per_pair_by_layout'])}", flush=True)
+    layout = service.pipeline().model_layout()
     results["server_sessions"] = {
         "onnx_spinning": service.onnx_spinning,
-        "model_threads": service.model_threads,
-        "model_parallel": service.model_parallel or os.cpu_count(),
-        "batch_tokens": service.batch_tokens,
+        # As the sessions load them (0: one per core).
+        "model_threads": layout["threads"],
+        "model_parallel": layout["parallel"],
+        "batch_tokens": layout["batch_tokens"],
         "blocking_threads": service.blocking_threads,
     }
     results["targets"] = {"c1_p50_ms": 150, "c1_p95_ms": 300, "throughput_ratio_vs_naive": 3}

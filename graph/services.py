@@ -90,6 +90,17 @@ class PipelineConfig(BaseModel):
     rrf_k: int = Field(default=60, ge=1)
     """The fusion's rank constant, 1 / (rrf_k + rank): larger flattens the difference between ranks."""
 
+    def model_layout(self) -> dict[str, int]:
+        """The ONNX sessions' layout as the models load it: ``threads`` and ``parallel`` with 0
+        resolved to one per core (explicit, as a parallel load left unset picks 1 thread), and
+        ``batch_tokens``."""
+        cores = os.cpu_count() or 1
+        return {
+            "threads": self.model_threads or cores,
+            "parallel": self.model_parallel or cores,
+            "batch_tokens": self.batch_tokens,
+        }
+
     def search(self) -> dict[str, Any]:
         """The search settings, as `retrieval.retriever.SearchSettings` takes (and checks) them and
         traces record them."""
@@ -305,9 +316,8 @@ def _load(config: PipelineConfig, closers: list[Any]) -> LoadedServices:
     set_onnx_spinning(config.onnx_spinning)
     set_encoder_spinning(config.onnx_spinning)
     set_blocking_threads(config.blocking_threads)
-    cores = os.cpu_count() or 1
-    threads = config.model_threads or cores  # explicit: left unset, a parallel load picks 1
-    parallel = config.model_parallel or cores
+    layout = config.model_layout()
+    threads, parallel = layout["threads"], layout["parallel"]
     clf = CheckWorthinessClassifier.load(
         config.classifier_dir,
         backend=config.classifier_backend,
@@ -330,11 +340,7 @@ def _load(config: PipelineConfig, closers: list[Any]) -> LoadedServices:
     retriever = Retriever(index, SearchSettings(**config.search()))
     searcher = IndexSearcher(retriever, index_dir=config.index_dir, batch_wait_ms=config.batch_wait_ms)
     closers.append(searcher)
-    nli = NLIJudge.load(
-        config.nli.model_copy(
-            update={"threads": threads, "parallel": parallel, "batch_tokens": config.batch_tokens}
-        )
-    )
+    nli = NLIJudge.load(config.nli.model_copy(update=layout))
     pairs = BatchedPairScorer(nli.scorer, batch_wait_ms=config.batch_wait_ms)
     closers.append(pairs)
     nli_judge = NLIJudge(pairs, nli.params, name=config.nli.name)
