@@ -126,8 +126,59 @@ def cmd_export(ns: argparse.Namespace) -> int:
         texts = [str(r[ns.text_column]) for r in rows]
         if ns.pair_column:
             pairs = [str(r[ns.pair_column]) for r in rows]
-    report = export_onnx(_classifier_dir(ns.model), texts, pairs, min_agreement=ns.min_agreement)
-    print(json.dumps(report, indent=2))
+    from classifier.ensemble import is_ensemble, read_spec
+    from classifier.errors import ModelLoadError
+
+    model = _classifier_dir(ns.model)
+    # An ensemble has no weights of its own: each member gets its ONNX model, checked on the same file.
+    members = read_spec(model, ModelLoadError)[0] if is_ensemble(model) else [Path(model)]
+    reports = [export_onnx(m, texts, pairs, min_agreement=ns.min_agreement) for m in members]
+    print(json.dumps(reports if is_ensemble(model) else reports[0], indent=2))
+    return 0
+
+
+def _tune_split(ns: argparse.Namespace, members: Sequence[str]) -> tuple[tuple[list[str], list[int]], str]:
+    """The (texts, is_positive) an ensemble's threshold is tuned on, and what they are."""
+    if ns.tune_config:
+        from classifier.args import parse_run_config
+        from classifier.data import load_dataset
+
+        # Only the validation split is needed: the run's test file is not read.
+        cfg = parse_run_config(ns.tune_config, {"test_file": None}, {"data_dir": _data_dir(ns.data_dir)})
+        data = load_dataset(cfg.data)
+        if data.validation is None or data.positive_index is None:
+            raise CliError(f"{ns.tune_config}: a binary run file with a validation split is needed")
+        pos = data.positive_index
+        labels = [int(y == pos) for y in data.validation.labels]
+        source = cfg.data.validation_holdout or cfg.data.validation_file
+        return (list(data.validation.texts), labels), f"validation split of {ns.tune_config} ({source})"
+    from classifier.evaluate import read_labelled
+    from classifier.predict import read_meta
+
+    meta = read_meta(Path(members[0]))
+    aliases = json.loads(ns.label_aliases) if ns.label_aliases else None
+    texts, _, ids = read_labelled(
+        ns.tune_data, meta.label_names, ns.text_column, ns.label_column, None, aliases
+    )
+    positive = meta.label_names.index(meta.positive_label) if meta.positive_label else 1
+    return (texts, [int(i == positive) for i in ids]), str(ns.tune_data)
+
+
+def cmd_ensemble(ns: argparse.Namespace) -> int:
+    """Average saved classifiers as one model, its threshold tuned on held-out data."""
+    from classifier.ensemble import build_ensemble, write_spec
+    from classifier.errors import ModelLoadError
+
+    if ns.tune_config and ns.tune_data:
+        raise CliError("give --tune-config or --tune-data, not both")
+    write_spec(ns.out, ns.members, ModelLoadError, {"threshold": 0.5})  # check members before reading data
+    _quiet_transformers()
+    tune, tuned_on = _tune_split(ns, ns.members) if (ns.tune_config or ns.tune_data) else (None, "")
+    spec = build_ensemble(ns.members, ns.out, tune, tuned_on, backend=ns.backend)
+    where = spec["threshold_tuned_on"]
+    shown = f", F1 {spec['tune_f1']:.4f} on {spec['tune_n']} sentences" if "tune_f1" in spec else ""
+    print(f"ensemble of {len(ns.members)} models written to {ns.out}")
+    print(f"threshold {spec['threshold']:.4f} ({where}{shown})")
     return 0
 
 
@@ -174,6 +225,21 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
     p.add_argument("--json", action="store_true", help="print JSON")
     p.set_defaults(func=cmd_predict)
+
+    p = sub.add_parser("ensemble", help="average saved classifiers as one model (mean probability)")
+    p.add_argument("members", nargs="+", help="model directories (two or more)")
+    p.add_argument("--out", required=True, help="the ensemble directory to write")
+    p.add_argument(
+        "--tune-config",
+        help="tune the threshold on this run file's validation split, e.g. configs/cpu-minilm-drift.json",
+    )
+    p.add_argument("--tune-data", help="or on a labelled TSV, CSV or JSONL file")
+    p.add_argument("--text-column", default="Text")
+    p.add_argument("--label-column", default="class_label")
+    p.add_argument("--label-aliases", help='JSON map of raw label -> class, e.g. \'{"1": "Yes", "0": "No"}\'')
+    p.add_argument("--data-dir", help=f"data directory (default: $VERIFACT_DATA_DIR or {DEFAULT_DATA_DIR})")
+    p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
+    p.set_defaults(func=cmd_ensemble)
 
     p = sub.add_parser("export", help="export a saved model to int8 ONNX (checked against torch)")
     p.add_argument("--model", help="model directory")

@@ -25,6 +25,9 @@ from bench.report import RESULTS, machine, markdown_table, save
 
 CONFIG = "configs/cpu-minilm.json"
 HOLDOUT = "Sentence_id:0.1"
+DRIFT_CONFIG = "configs/cpu-minilm-drift.json"
+"""CONFIG with the drift-aware overrides below (a test keeps the two in step)."""
+DRIFT = {"validation_holdout": HOLDOUT, "test_file": "ct24_checkworthy_en/dev.tsv"}
 RUNS = Path("runs/quality")
 REPLICATION_SEEDS = (101, 202, 303)
 SELECTED = "ensemble_replication"
@@ -67,19 +70,19 @@ TRIES = [
         "newest_holdout",
         "checkpoint and threshold chosen on the newest 10% of train debates (by Sentence_id, which "
         "follows the debates' dates) instead of dev, so the choices face the drift new debates bring",
-        {"validation_holdout": HOLDOUT, "test_file": "ct24_checkworthy_en/dev.tsv"},
+        DRIFT,
         own_threshold=True,
     ),
     Try(
         "newest_holdout_seed7",
         "newest_holdout with another seed (for its ensemble)",
-        {"validation_holdout": HOLDOUT, "test_file": "ct24_checkworthy_en/dev.tsv", "seed": 7},
+        {**DRIFT, "seed": 7},
         own_threshold=True,
     ),
     Try(
         "newest_holdout_seed13",
         "newest_holdout with a third seed: two seeds gave 0.82 and 0.90 on dev_test, too wide to read",
-        {"validation_holdout": HOLDOUT, "test_file": "ct24_checkworthy_en/dev.tsv", "seed": 13},
+        {**DRIFT, "seed": 13},
         own_threshold=True,
     ),
     # The replication below was written down and committed before any of its runs started: the
@@ -90,7 +93,7 @@ TRIES = [
         Try(
             f"replication_seed{seed}",
             f"pre-registered replication of the drift-aware protocol: newest_holdout, fresh seed {seed}",
-            {"validation_holdout": HOLDOUT, "test_file": "ct24_checkworthy_en/dev.tsv", "seed": seed},
+            {**DRIFT, "seed": seed},
             own_threshold=True,
         )
         for seed in REPLICATION_SEEDS
@@ -168,6 +171,24 @@ def _newest_holdout(data_dir: str) -> tuple[list[str], np.ndarray]:
     holdout = load_dataset(cfg.data).validation
     assert holdout is not None
     return list(holdout.texts), np.asarray(holdout.labels, dtype=np.int64)
+
+
+def _selected_ensemble(
+    members: list[Path],
+    holdout: tuple[list[str], np.ndarray] | None,
+    dev_x: list[str],
+    test_x: list[str],
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Write RUNS/SELECTED as an ensemble tuned on the newest holdout; its dev and dev_test scores."""
+    from classifier.ensemble import build_ensemble
+    from classifier.predict import CheckWorthinessClassifier
+
+    assert holdout is not None
+    tune = (holdout[0], [int(y) for y in holdout[1]])
+    where = f"newest 10% of CT24 train by Sentence_id ({HOLDOUT})"
+    spec = build_ensemble(members, RUNS / SELECTED, tune, where, backend="torch")
+    ensemble = CheckWorthinessClassifier.load(RUNS / SELECTED, backend="torch")
+    return ensemble.probabilities(dev_x)[:, 1], ensemble.probabilities(test_x)[:, 1], float(spec["threshold"])
 
 
 def _lexical(
@@ -256,11 +277,19 @@ def main() -> None:
             mean = np.mean([holdout_probs[m] for m in members], axis=0)
             threshold = tune_threshold(mean, holdout[1])[0]
             why += "; threshold tuned on the newest 10% of train"
+        if name == SELECTED:
+            # The headline goes through the product: an ensemble directory that `verifact evaluate`,
+            # `predict` and the service load like any model (the same numbers as the sums above).
+            dp, tp, threshold = _selected_ensemble(
+                [RUNS / m / "model" for m in members], holdout, dev_x, test_x
+            )
+            why += f"; scored as the ensemble directory {RUNS / name}"
         results.append(_evaluate(name, dp, tp, dev_y, test_y, why, threshold=threshold))
 
     neural = [r for r in results if r["name"] != "tfidf_lr"]
     chosen = [r for r in results if r["name"] == SELECTED]
-    best = chosen[0] if chosen else max(neural, key=lambda r: r["dev"]["f1"])
+    best_dev = max((r for r in neural if r["threshold_tuned_on"] == "dev"), key=lambda r: r["dev"]["f1"])
+    best = chosen[0] if chosen else best_dev
     rule = (
         f"{SELECTED}: the drift-aware protocol re-run with fresh seeds, fixed before the runs started"
         if chosen
@@ -279,7 +308,7 @@ def main() -> None:
         "selection_rule": rule + "; dev_test never used for a choice",
         "engines": engines,
         "model": "packaged:all-MiniLM-L6-v2",
-        "config": CONFIG,
+        "config": DRIFT_CONFIG if chosen else CONFIG,
         "tries": results,
         "machine": machine(),
         "seconds": round(time.time() - started, 1),
@@ -333,22 +362,34 @@ def main() -> None:
         "the first two ensembles were fixed first; clef_positives and newest_holdout were added after "
         "that table had shown that dev_test errors are misses, newest_holdout_seed7 with "
         "ensemble_newest2 after newest_holdout's row, and newest_holdout_seed13 with the 3-seed "
-        "ensemble_newest after that. All are reported whatever they gave, and the "
-        "selection rule (best dev F1) was fixed before any of them.\n"
+        "ensemble_newest after that. All are reported whatever they gave.\n"
         "- Drift-aware runs (checkpoint and threshold on the newest train debates): "
         + ", ".join(f"{r['name']} {r['dev_test']['f1']:.3f}" for r in neural if r not in on_dev)
         + " on dev_test.\n"
-        "- The newest_holdout runs train on 90% of train and tune on the newest 10% (crowd labels, "
-        "F1 about 0.70 there), so their dev F1 is not comparable with the others'. They depart from "
-        "the shipped recipe, which tunes the threshold on dev; whether to adopt that protocol is a "
-        "decision for the project, and the official CT24 test (kept out) is where to confirm it.\n"
+        "- The drift-aware protocol was shaped after dev_test had been seen, so its first runs cannot "
+        f"be the headline. The replication can: its seeds ({', '.join(map(str, REPLICATION_SEEDS))}), "
+        f"and the rule that their ensemble ({SELECTED}) is the headline whatever it scores, were "
+        "committed before any of its runs started (commit 42dd267), and nothing else changed.\n"
+        "- The drift-aware runs train on 90% of train and tune on the newest 10% (crowd labels, F1 "
+        "about 0.70 there), so their dev F1 is not comparable with the others'. The project adopts "
+        f"this protocol (run file `{DRIFT_CONFIG}`): dev is in-distribution and nearly solved, so "
+        "choices made on it do not face the drift of new debates, which is what users meet. The "
+        "official CT24 test (kept out) is where to confirm it once more.\n"
+        f"- `{RUNS / SELECTED}` is the headline as a model directory: `verifact evaluate --model "
+        f"{RUNS / SELECTED} --data .../dev_test.tsv` gives the same F1, and the service takes it as "
+        "its classifier; it costs three models' time per sentence.\n"
     )
     md = (
         "# Check-worthiness quality (CT24)\n\n"
-        f"Base model: the packaged all-MiniLM-L6-v2, run file `{CONFIG}`. Thresholds are tuned on dev; "
-        f"the selected model (`{best['name']}`) is the one with the best dev F1.\n\n"
+        f"Base model: the packaged all-MiniLM-L6-v2; run files `{CONFIG}` (checkpoint and threshold "
+        f"on dev) and `{DRIFT_CONFIG}` (on the newest 10% of train debates). Selected: `{best['name']}` "
+        f"({payload['selection_rule']}).\n\n"
         f"**Selected: dev_test F1 {best['dev_test']['f1']:.4f}** (target 0.84), "
-        f"dev F1 {best['dev']['f1']:.4f}.\n\n" + table + "\n\n![tries](classifier_quality.png)\n\n" + findings
+        f"dev F1 {best['dev']['f1']:.4f}. Best dev-tuned try by dev F1: `{best_dev['name']}`, dev_test "
+        f"F1 {best_dev['dev_test']['f1']:.4f}.\n\n"
+        + table
+        + "\n\n![tries](classifier_quality.png)\n\n"
+        + findings
     )
     save("classifier_quality", payload, md)
 

@@ -335,6 +335,8 @@ class CheckWorthinessClassifier:
     ) -> CheckWorthinessClassifier:
         """Load a saved model directory; ``auto`` picks the ONNX model when one is there.
 
+        An ensemble directory (`classifier.ensemble`) loads each member with these arguments.
+
         An ONNX model runs single-threaded forward passes, one per core at a time, unless told
         otherwise: on 2 cores that scored 906 CT24 sentences/s against 693 for one session spreading
         each pass over both cores (bench/results/classifier_speed.md). ``num_threads``
@@ -349,6 +351,18 @@ class CheckWorthinessClassifier:
             raise ModelLoadError(f"model directory not found: {path}")
         if backend not in ("auto", "torch", "onnx"):
             raise ModelLoadError(f"backend must be auto, torch or onnx, not {backend!r}")
+        from classifier.ensemble import is_ensemble, load_ensemble
+
+        if is_ensemble(path):
+            return load_ensemble(
+                path,
+                backend=backend,
+                batch_size=batch_size,
+                num_threads=num_threads,
+                device=device,
+                max_batch_tokens=max_batch_tokens,
+                parallel=parallel,
+            )
         meta = read_meta(path)
         from transformers import AutoTokenizer
 

@@ -13,20 +13,19 @@ more than a model to serve on two cores.
 from __future__ import annotations
 
 import hashlib
-import json
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from classifier.ensemble import ENSEMBLE_FILE, is_ensemble, read_spec, write_spec
 from classifier.metrics import FloatArray
 from graph.errors import VerifierError
 from graph.nli_model import LOG_FLOOR, NLISettings, PairModel, PairScorer
 from graph.schemas import LABELS
 
-ENSEMBLE_FILE = "ensemble.json"
+__all__ = ["ENSEMBLE_FILE", "EnsembleScorer", "is_ensemble", "load_pair_scorer", "write_ensemble"]
 
 
 class EnsembleScorer:
@@ -88,25 +87,7 @@ def write_ensemble(out: str | Path, members: Sequence[str | Path]) -> Path:
     Raises:
         VerifierError: fewer than two members, or a member that is an ensemble or no model directory.
     """
-    out = Path(out)
-    paths = [Path(m).resolve() for m in members]
-    if len(paths) < 2:
-        raise VerifierError(f"an ensemble needs at least two members, got {len(paths)}")
-    for path in paths:
-        if is_ensemble(path):
-            raise VerifierError(f"an ensemble member may not be an ensemble itself: {path}")
-        if not (path / "config.json").is_file():
-            raise VerifierError(f"not a model directory (no config.json): {path}")
-    out.mkdir(parents=True, exist_ok=True)
-    stored = [os.path.relpath(path, out.resolve()) for path in paths]
-    target = out / ENSEMBLE_FILE
-    target.write_text(json.dumps({"members": stored}, indent=2) + "\n", encoding="utf-8")
-    return target
-
-
-def is_ensemble(model: str | Path) -> bool:
-    """Whether ``model`` is an ensemble directory."""
-    return (Path(model).expanduser() / ENSEMBLE_FILE).is_file()
+    return write_spec(out, members, VerifierError)
 
 
 def load_pair_scorer(settings: NLISettings) -> PairScorer:
@@ -120,16 +101,9 @@ def load_pair_scorer(settings: NLISettings) -> PairScorer:
     root = Path(settings.model).expanduser()
     if not is_ensemble(root):
         return PairModel.load(settings)
-    try:
-        spec = json.loads((root / ENSEMBLE_FILE).read_text(encoding="utf-8"))
-        names = [str(m) for m in spec["members"]]
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise VerifierError(f"unreadable ensemble file {root / ENSEMBLE_FILE}: {exc}") from exc
-    members: list[PairScorer] = []
-    for name in names:
-        path = Path(name) if Path(name).is_absolute() else root / name
-        if is_ensemble(path):
-            raise VerifierError(f"an ensemble member may not be an ensemble itself: {path}")
-        member = settings.model_copy(update={"model": str(path), "params_file": None})
-        members.append(PairModel.load(member))
+    paths, _ = read_spec(root, VerifierError)
+    members: list[PairScorer] = [
+        PairModel.load(settings.model_copy(update={"model": str(path), "params_file": None}))
+        for path in paths
+    ]
     return EnsembleScorer(members, model_id=str(root))

@@ -186,3 +186,16 @@ def test_shipped_run_files_parse() -> None:
     for cfg in (cpu, gpu):
         assert cfg.training.learning_rate == 2e-5 and cfg.training.max_grad_norm == 5.0
         assert cfg.training.metric_for_best_model == "f1"
+
+
+def test_the_drift_run_file_is_the_cpu_one_with_the_benchmarked_holdout() -> None:
+    from bench.classifier_quality import CONFIG, DRIFT, DRIFT_CONFIG
+
+    base = json.loads(Path(CONFIG).read_text(encoding="utf-8"))
+    drift = json.loads(Path(DRIFT_CONFIG).read_text(encoding="utf-8"))
+    expected = {k: v for k, v in base.items() if k != "validation_file"} | DRIFT
+    assert {k: v for k, v in drift.items() if k != "output_dir"} == {
+        k: v for k, v in expected.items() if k != "output_dir"
+    }
+    cfg = parse_run_config(DRIFT_CONFIG)
+    assert cfg.data.validation_holdout == "Sentence_id:0.1"
