@@ -38,7 +38,17 @@ class Step:
 
 
 def _has_model(path: str) -> bool:
-    return (Path(path) / "config.json").is_file()
+    from classifier.ensemble import is_ensemble
+
+    return (Path(path) / "config.json").is_file() or is_ensemble(path)
+
+
+def _lacks_onnx(path: str) -> bool:
+    """Whether the model, or any member of an ensemble, has no ONNX export yet."""
+    from classifier.ensemble import is_ensemble, read_spec
+
+    members = read_spec(path, PrepareError)[0] if is_ensemble(path) else [Path(path)]
+    return any(not (m / "onnx").is_dir() for m in members)
 
 
 def resolve_model_dirs(settings: Settings) -> Settings:
@@ -111,7 +121,7 @@ def plan(settings: Settings) -> list[Step]:
             )
         )
     if _onnx_available():
-        if not (Path(classifier_dir) / "onnx").is_dir():
+        if _lacks_onnx(classifier_dir):
             steps.append(
                 Step(
                     "int8 ONNX export of the classifier (faster serving; checked against torch on CT24 dev)",
@@ -120,7 +130,7 @@ def plan(settings: Settings) -> list[Step]:
                     optional=True,
                 )
             )
-        if not (Path(nli_model) / "onnx").is_dir():
+        if _lacks_onnx(nli_model):
             steps.append(
                 Step(
                     "int8 ONNX export of the NLI verifier (checked against torch on the dev pairs)",

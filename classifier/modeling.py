@@ -83,10 +83,20 @@ def weighted_loss(weights: list[float] | None, label_smoothing: float = 0.0) -> 
 
 
 def model_files_hash(model_dir: Path) -> str:
-    """A short content hash of a saved model's weights and config, for traces and reports."""
+    """A short content hash of a saved model's weights and config, for traces and reports.
+
+    An ensemble's hash covers its spec (members and threshold) and each member's hash.
+    """
     import hashlib
 
+    from classifier.ensemble import ENSEMBLE_FILE, is_ensemble, read_spec
+
     h = hashlib.sha256()
+    if is_ensemble(model_dir):
+        h.update((model_dir / ENSEMBLE_FILE).read_bytes())
+        for member in read_spec(model_dir, ModelLoadError)[0]:
+            h.update(model_files_hash(member).encode())
+        return h.hexdigest()[:16]
     for name in ("config.json", "model.safetensors"):
         f = model_dir / name
         if f.exists():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -89,6 +90,31 @@ def test_nothing_is_planned_when_models_settings_and_index_exist(tmp_path: Path)
     _model(settings.nli_model, tuned=True)
     _index(settings.index_dir)
 
+    assert plan(settings) == []
+
+
+def test_ensembles_are_models_and_their_members_are_what_gets_exported(tmp_path: Path) -> None:
+    from classifier.ensemble import write_spec
+
+    members = [tmp_path / "runs" / name for name in ("a", "b")]
+    for m in members:
+        _model(m)
+    shutil.rmtree(members[1] / "onnx")  # one member not exported yet
+    settings = Settings(
+        data_dir=str(tmp_path / "no-data"),
+        classifier_dir=str(tmp_path / "runs" / "ens"),
+        nli_model=str(tmp_path / "nli"),
+        index_dir=str(tmp_path / "index"),
+    )
+    write_spec(settings.classifier_dir, members, PrepareError, {"threshold": 0.5})
+    _model(settings.nli_model, tuned=True)
+    _index(settings.index_dir)
+
+    # An ensemble directory has no config.json of its own, yet it is no missing model.
+    steps = plan(settings)
+    assert [(s.optional, s.args[3:5]) for s in steps] == [(True, ["export", "--model"])]
+    assert steps[0].args[5] == settings.classifier_dir
+    _model(members[1])
     assert plan(settings) == []
 
 

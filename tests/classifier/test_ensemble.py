@@ -16,6 +16,7 @@ from classifier.ensemble import ENSEMBLE_FILE, ClassifierEnsemble, build_ensembl
 from classifier.errors import ModelLoadError
 from classifier.evaluate import read_labelled
 from classifier.metrics import tune_threshold
+from classifier.modeling import model_files_hash
 from classifier.predict import CheckWorthinessClassifier
 from classifier.train import MODEL_SUBDIR, run_training
 from tests.conftest import toy_overrides
@@ -147,6 +148,12 @@ def test_bad_ensembles_are_clear_errors(
     bad_labels = ["--tune-data", dev, "--label-aliases", '{"Yes": "Maybe"}']
     fails(["ensemble", one, str(members[1]), "--out", str(tmp_path / "d"), *bad_labels], "Maybe")
     build_ensemble(members, tmp_path / "inner", backend="torch")
+    # The trace header's model hash covers the spec and every member.
+    first_hash = model_files_hash(tmp_path / "inner")
+    assert first_hash not in {model_files_hash(m) for m in members}
+    spec = json.loads((tmp_path / "inner" / ENSEMBLE_FILE).read_text())
+    (tmp_path / "inner" / ENSEMBLE_FILE).write_text(json.dumps({**spec, "threshold": 0.25}))
+    assert model_files_hash(tmp_path / "inner") != first_hash
     fails(["ensemble", one, str(tmp_path / "inner"), "--out", str(tmp_path / "e")], "may not be an ensemble")
     assert is_ensemble(tmp_path / "inner") and not is_ensemble(members[0])
     # A hand-edited spec without a threshold, and members that disagree on the positive class.
