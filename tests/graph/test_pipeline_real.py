@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import shutil
 from pathlib import Path
 
 import pytest
@@ -177,3 +178,38 @@ def test_onnx_models_run_single_threaded_passes_in_parallel_with_the_same_result
     assert parallel and len(parallel) == len(serial)
     for (v1, cw1, conf1), (v2, cw2, conf2) in zip(parallel, serial, strict=True):
         assert v1 == v2 and abs(cw1 - cw2) < 1e-5 and abs(conf1 - conf2) < 1e-5
+
+
+def test_the_service_takes_an_ensemble_as_its_classifier(
+    classifier_dir: Path, index_dir: Path, nli_run: NLIRun, tmp_path: Path
+) -> None:
+    from classifier.ensemble import build_ensemble
+    from classifier.modeling import model_files_hash
+
+    # Two copies of one model: the ensemble's scores must be the model's own.
+    copies = [tmp_path / name for name in ("a", "b")]
+    for copy in copies:
+        shutil.copytree(classifier_dir, copy)
+    build_ensemble(copies, tmp_path / "ens", backend="torch")
+    rng = random.Random(3)
+    text = " ".join(toy_sentence(rng, i % 2 == 0).capitalize() for i in range(4))
+    results = []
+    for clf in (classifier_dir, tmp_path / "ens"):
+        config = PipelineConfig(
+            classifier_dir=str(clf),
+            classifier_backend="torch",
+            index_dir=str(index_dir),
+            encoder_backend="torch",
+            nli=NLISettings(model=str(nli_run.model), backend="torch"),
+        )
+        loaded = load_services(config)
+        try:
+            results.append(Pipeline(loaded.context).verify(text, VerifyOptions(include_trace=True)))
+        finally:
+            asyncio.run(loaded.aclose())
+    single, ensemble = results
+    assert ensemble.claims and [c.text for c in ensemble.claims] == [c.text for c in single.claims]
+    assert [c.score for c in ensemble.claims] == pytest.approx([c.score for c in single.claims], abs=1e-6)
+    hashes = [r.trace.header.versions["classifier"]["hash"] if r.trace else None for r in results]
+    assert hashes == [model_files_hash(classifier_dir), model_files_hash(tmp_path / "ens")]
+    assert hashes[0] != hashes[1]
