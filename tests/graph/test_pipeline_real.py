@@ -105,7 +105,6 @@ def test_onnx_models_run_single_threaded_passes_in_parallel_with_the_same_result
     classifier_dir: Path, index_dir: Path, nli_run: NLIRun, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import os
-    import shutil
 
     import retrieval.encoder
     from classifier.export import export_onnx
