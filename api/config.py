@@ -69,7 +69,7 @@ class Settings(BaseSettings):
     """Evidence ranking: dense and BM25 fused by reciprocal rank (hybrid), or either alone."""
     dense_weight: float = Field(default=1.0, ge=0.0)
     lexical_weight: float = Field(default=1.0, ge=0.0)
-    rrf_k: int = Field(default=60, ge=1)
+    rrf_k: int = Field(default=10, ge=1)
     """The fusion's rank constant: 1 / (rrf_k + rank)."""
 
     api_keys: SecretStr = SecretStr("")

@@ -87,7 +87,7 @@ class PipelineConfig(BaseModel):
     """The dense list's weight in the fusion."""
     lexical_weight: float = Field(default=1.0, ge=0.0)
     """The BM25 list's weight in the fusion."""
-    rrf_k: int = Field(default=60, ge=1)
+    rrf_k: int = Field(default=10, ge=1)
     """The fusion's rank constant, 1 / (rrf_k + rank): larger flattens the difference between ranks."""
 
     def model_layout(self) -> dict[str, int]:

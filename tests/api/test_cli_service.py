@@ -210,10 +210,10 @@ def test_search_settings_reach_the_pipeline_config(monkeypatch: pytest.MonkeyPat
         "VERIFACT_SEARCH_MODE": "bm25",
         "VERIFACT_DENSE_WEIGHT": "0.5",
         "VERIFACT_LEXICAL_WEIGHT": "2",
-        "VERIFACT_RRF_K": "10",
+        "VERIFACT_RRF_K": "40",
     }
     config = _pipeline_config_under(monkeypatch, env)
-    assert config.search() == {"mode": "bm25", "dense_weight": 0.5, "lexical_weight": 2.0, "rrf_k": 10}
+    assert config.search() == {"mode": "bm25", "dense_weight": 0.5, "lexical_weight": 2.0, "rrf_k": 40}
 
 
 def test_model_run_settings_reach_the_pipeline_config(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -93,7 +93,7 @@ def test_end_to_end_on_real_models_and_an_index_on_disk(
         "mode": "hybrid",
         "dense_weight": 2.0,
         "lexical_weight": 1.0,
-        "rrf_k": 60,
+        "rrf_k": 10,
     }
     assert (versions["index"]["bm25"]["k1"], versions["index"]["bm25"]["b"]) == (0.9, 0.4)
     assert loaded.context.searcher.retriever.settings.dense_weight == 2.0
