@@ -291,7 +291,7 @@ def main() -> None:
     best_dev = max((r for r in neural if r["threshold_tuned_on"] == "dev"), key=lambda r: r["dev"]["f1"])
     best = chosen[0] if chosen else best_dev
     rule = (
-        f"{SELECTED}: the drift-aware protocol re-run with fresh seeds, fixed before the runs started"
+        "the drift-aware protocol re-run with fresh seeds, fixed before the runs started"
         if chosen
         else "highest dev F1 at the dev-tuned threshold"
     )
