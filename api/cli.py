@@ -166,12 +166,12 @@ def _tune_split(ns: argparse.Namespace, members: Sequence[str]) -> tuple[tuple[l
 
 def cmd_ensemble(ns: argparse.Namespace) -> int:
     """Average saved classifiers as one model, its threshold tuned on held-out data."""
-    from classifier.ensemble import build_ensemble, write_spec
+    from classifier.ensemble import build_ensemble, check_members
     from classifier.errors import ModelLoadError
 
     if ns.tune_config and ns.tune_data:
         raise CliError("give --tune-config or --tune-data, not both")
-    write_spec(ns.out, ns.members, ModelLoadError, {"threshold": 0.5})  # check members before reading data
+    check_members(ns.members, ModelLoadError)  # before reading any tuning data
     _quiet_transformers()
     tune, tuned_on = _tune_split(ns, ns.members) if (ns.tune_config or ns.tune_data) else (None, "")
     spec = build_ensemble(ns.members, ns.out, tune, tuned_on, backend=ns.backend)

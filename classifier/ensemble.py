@@ -39,6 +39,23 @@ def is_ensemble(model_dir: str | Path) -> bool:
     return (Path(model_dir).expanduser() / ENSEMBLE_FILE).is_file()
 
 
+def check_members(members: Sequence[str | Path], error: type[Exception]) -> list[Path]:
+    """The members as resolved paths, once each is known to be a saved model (not an ensemble).
+
+    Raises:
+        error: fewer than two members, or a member that is an ensemble or no model directory.
+    """
+    paths = [Path(m).expanduser().resolve() for m in members]
+    if len(paths) < 2:
+        raise error(f"an ensemble needs at least two members, got {len(paths)}")
+    for path in paths:
+        if is_ensemble(path):
+            raise error(f"an ensemble member may not be an ensemble itself: {path}")
+        if not (path / "config.json").is_file():
+            raise error(f"not a model directory (no config.json): {path}")
+    return paths
+
+
 def write_spec(
     out: str | Path,
     members: Sequence[str | Path],
@@ -48,17 +65,12 @@ def write_spec(
     """Create ``out/ensemble.json`` naming ``members`` (plus ``extra`` keys); returns its path.
 
     Raises:
-        error: fewer than two members, or a member that is an ensemble or no model directory.
+        error: the members fail `check_members`, or ``out`` is a model directory itself.
     """
     root = Path(out)
-    paths = [Path(m).expanduser().resolve() for m in members]
-    if len(paths) < 2:
-        raise error(f"an ensemble needs at least two members, got {len(paths)}")
-    for path in paths:
-        if is_ensemble(path):
-            raise error(f"an ensemble member may not be an ensemble itself: {path}")
-        if not (path / "config.json").is_file():
-            raise error(f"not a model directory (no config.json): {path}")
+    paths = check_members(members, error)
+    if (root / "config.json").is_file():
+        raise error(f"{root} holds a model; write the ensemble to a directory of its own")
     root.mkdir(parents=True, exist_ok=True)
     stored = [os.path.relpath(path, root.resolve()) for path in paths]
     target = root / ENSEMBLE_FILE
@@ -163,7 +175,9 @@ def build_ensemble(
     Raises:
         ModelLoadError: a member that is missing, an ensemble, or unlike the others.
     """
-    write_spec(out, members, ModelLoadError, {"threshold": 0.5})  # validates the members first
+    check_members(members, ModelLoadError)
+    if (Path(out) / "config.json").is_file():
+        raise ModelLoadError(f"{out} holds a model; write the ensemble to a directory of its own")
     loaded = [CheckWorthinessClassifier.load(m, backend=backend) for m in members]
     try:
         ensemble = ClassifierEnsemble(loaded, 0.5)

@@ -147,6 +147,10 @@ def test_bad_ensembles_are_clear_errors(
     fails(["ensemble", one, str(members[1]), "--out", str(tmp_path / "c"), *both], "not both")
     bad_labels = ["--tune-data", dev, "--label-aliases", '{"Yes": "Maybe"}']
     fails(["ensemble", one, str(members[1]), "--out", str(tmp_path / "d"), *bad_labels], "Maybe")
+    # A failed build leaves nothing behind that would load with an untuned threshold.
+    assert not (tmp_path / "d").exists()
+    fails(["ensemble", one, str(members[1]), "--out", one], "holds a model")
+    assert not is_ensemble(one)
     build_ensemble(members, tmp_path / "inner", backend="torch")
     # The trace header's model hash covers the spec and every member.
     first_hash = model_files_hash(tmp_path / "inner")
