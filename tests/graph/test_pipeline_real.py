@@ -6,6 +6,7 @@ import asyncio
 import random
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -51,17 +52,23 @@ def index_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
-def test_end_to_end_on_real_models_and_an_index_on_disk(
-    classifier_dir: Path, index_dir: Path, nli_run: NLIRun, tmp_path: Path
-) -> None:
-    config = PipelineConfig(
+def _torch_config(classifier_dir: Path, index_dir: Path, nli_run: NLIRun, **extra: Any) -> PipelineConfig:
+    """Services on the trained toy models and the index, every model on torch."""
+    return PipelineConfig(
         classifier_dir=str(classifier_dir),
         classifier_backend="torch",
         index_dir=str(index_dir),
         encoder_backend="torch",
         nli=NLISettings(model=str(nli_run.model), backend="torch"),
-        trace_store=str(tmp_path / "traces.db"),
-        dense_weight=2.0,
+        **extra,
+    )
+
+
+def test_end_to_end_on_real_models_and_an_index_on_disk(
+    classifier_dir: Path, index_dir: Path, nli_run: NLIRun, tmp_path: Path
+) -> None:
+    config = _torch_config(
+        classifier_dir, index_dir, nli_run, trace_store=str(tmp_path / "traces.db"), dense_weight=2.0
     )
     loaded = load_services(config)
     try:
@@ -194,14 +201,7 @@ def test_the_service_takes_an_ensemble_as_its_classifier(
     text = " ".join(toy_sentence(rng, i % 2 == 0).capitalize() for i in range(4))
     results = []
     for clf in (classifier_dir, tmp_path / "ens"):
-        config = PipelineConfig(
-            classifier_dir=str(clf),
-            classifier_backend="torch",
-            index_dir=str(index_dir),
-            encoder_backend="torch",
-            nli=NLISettings(model=str(nli_run.model), backend="torch"),
-        )
-        loaded = load_services(config)
+        loaded = load_services(_torch_config(clf, index_dir, nli_run))
         try:
             results.append(Pipeline(loaded.context).verify(text, VerifyOptions(include_trace=True)))
         finally:
