@@ -131,9 +131,10 @@ def cmd_export(ns: argparse.Namespace) -> int:
 
     model = _classifier_dir(ns.model)
     # An ensemble has no weights of its own: each member gets its ONNX model, checked on the same file.
-    members = read_spec(model, ModelLoadError)[0] if is_ensemble(model) else [Path(model)]
+    ensemble = is_ensemble(model)
+    members = read_spec(model, ModelLoadError)[0] if ensemble else [Path(model)]
     reports = [export_onnx(m, texts, pairs, min_agreement=ns.min_agreement) for m in members]
-    print(json.dumps(reports if is_ensemble(model) else reports[0], indent=2))
+    print(json.dumps(reports if ensemble else reports[0], indent=2))
     return 0
 
 
@@ -171,7 +172,7 @@ def cmd_ensemble(ns: argparse.Namespace) -> int:
 
     if ns.tune_config and ns.tune_data:
         raise CliError("give --tune-config or --tune-data, not both")
-    check_members(ns.members, ModelLoadError)  # before reading any tuning data
+    check_members(ns.members, ModelLoadError, ns.out)  # before reading any tuning data
     _quiet_transformers()
     tune, tuned_on = _tune_split(ns, ns.members) if (ns.tune_config or ns.tune_data) else (None, "")
     spec = build_ensemble(ns.members, ns.out, tune, tuned_on, backend=ns.backend)

@@ -268,22 +268,24 @@ def main() -> None:
     for name, (members, tune_on) in ENSEMBLES.items():
         if not all(m in probs for m in members):
             continue
-        dp = np.mean([probs[m][0] for m in members], axis=0)
-        tp = np.mean([probs[m][1] for m in members], axis=0)
         why = "mean probability of " + ", ".join(members)
-        threshold = None
         if tune_on == "newest":
-            assert holdout is not None
-            mean = np.mean([holdout_probs[m] for m in members], axis=0)
-            threshold = tune_threshold(mean, holdout[1])[0]
             why += "; threshold tuned on the newest 10% of train"
+        threshold = None
         if name == SELECTED:
             # The headline goes through the product: an ensemble directory that `verifact evaluate`,
-            # `predict` and the service load like any model (the same numbers as the sums above).
+            # `predict` and the service load like any model.
             dp, tp, threshold = _selected_ensemble(
                 [RUNS / m / "model" for m in members], holdout, dev_x, test_x
             )
             why += f"; scored as the ensemble directory {RUNS / name}"
+        else:
+            dp = np.mean([probs[m][0] for m in members], axis=0)
+            tp = np.mean([probs[m][1] for m in members], axis=0)
+            if tune_on == "newest":
+                assert holdout is not None
+                mean = np.mean([holdout_probs[m] for m in members], axis=0)
+                threshold = tune_threshold(mean, holdout[1])[0]
         results.append(_evaluate(name, dp, tp, dev_y, test_y, why, threshold=threshold))
 
     neural = [r for r in results if r["name"] != "tfidf_lr"]

@@ -39,12 +39,18 @@ def is_ensemble(model_dir: str | Path) -> bool:
     return (Path(model_dir).expanduser() / ENSEMBLE_FILE).is_file()
 
 
-def check_members(members: Sequence[str | Path], error: type[Exception]) -> list[Path]:
-    """The members as resolved paths, once each is known to be a saved model (not an ensemble).
+def check_members(
+    members: Sequence[str | Path], error: type[Exception], out: str | Path | None = None
+) -> list[Path]:
+    """The members as resolved paths, once each is known to be a saved model (not an ensemble)
+    and ``out``, when given, is not a model directory that an ensemble file would take over.
 
     Raises:
-        error: fewer than two members, or a member that is an ensemble or no model directory.
+        error: fewer than two members, a member that is an ensemble or no model directory, or
+            an ``out`` that holds a model.
     """
+    if out is not None and (Path(out) / "config.json").is_file():
+        raise error(f"{out} holds a model; write the ensemble to a directory of its own")
     paths = [Path(m).expanduser().resolve() for m in members]
     if len(paths) < 2:
         raise error(f"an ensemble needs at least two members, got {len(paths)}")
@@ -65,12 +71,10 @@ def write_spec(
     """Create ``out/ensemble.json`` naming ``members`` (plus ``extra`` keys); returns its path.
 
     Raises:
-        error: the members fail `check_members`, or ``out`` is a model directory itself.
+        error: the members or ``out`` fail `check_members`.
     """
     root = Path(out)
-    paths = check_members(members, error)
-    if (root / "config.json").is_file():
-        raise error(f"{root} holds a model; write the ensemble to a directory of its own")
+    paths = check_members(members, error, root)
     root.mkdir(parents=True, exist_ok=True)
     stored = [os.path.relpath(path, root.resolve()) for path in paths]
     target = root / ENSEMBLE_FILE
@@ -175,9 +179,7 @@ def build_ensemble(
     Raises:
         ModelLoadError: a member that is missing, an ensemble, or unlike the others.
     """
-    check_members(members, ModelLoadError)
-    if (Path(out) / "config.json").is_file():
-        raise ModelLoadError(f"{out} holds a model; write the ensemble to a directory of its own")
+    check_members(members, ModelLoadError, out)  # before paying for the models
     loaded = [CheckWorthinessClassifier.load(m, backend=backend) for m in members]
     try:
         ensemble = ClassifierEnsemble(loaded, 0.5)
