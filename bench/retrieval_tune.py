@@ -87,8 +87,18 @@ def main(argv: Sequence[str] | None = None) -> None:
         "retrieval_tune",
         results,
         "# Encoder tuning tries (Climate-FEVER dev claims, Climate-FEVER corpus)\n\n"
-        f"{table}\n\nChosen by dev hybrid recall@5: **{best}**.\n",
+        f"{table}\n\nChosen by dev hybrid recall@5: **{best}**.\n"
+        + kept_notes(RESULTS / "retrieval_tune.md"),
     )
+
+
+def kept_notes(path: Path) -> str:
+    """The hand-written ``## `` sections below the generated table, so a rerun does not erase them."""
+    if not path.exists():
+        return ""
+    text = path.read_text(encoding="utf-8")
+    at = text.find("\n## ")
+    return "" if at < 0 else text[at:]
 
 
 if __name__ == "__main__":

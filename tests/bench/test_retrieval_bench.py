@@ -61,3 +61,14 @@ def test_a_reused_index_keeps_its_vectors_and_takes_todays_bm25_defaults(
     assert (saved["lexical"]["k1"], saved["lexical"]["b"]) == (defaults.bm25_k1, defaults.bm25_b)
     assert (reused.config.bm25_k1, reused.config.bm25_b) == (defaults.bm25_k1, defaults.bm25_b)
     assert saved["built_at"] == old.built_at  # not re-encoded
+
+
+def test_a_tuning_rerun_keeps_the_hand_written_sections_of_its_report(tmp_path: Path) -> None:
+    from bench.retrieval_tune import kept_notes
+
+    report = tmp_path / "retrieval_tune.md"
+    assert kept_notes(report) == ""
+    report.write_text("# Encoder tuning tries\n\n| try |\n\nChosen: x.\n\n## More tries\n\nnotes\n")
+    assert kept_notes(report) == "\n## More tries\n\nnotes\n"
+    report.write_text("# Encoder tuning tries\n\n| try |\n")
+    assert kept_notes(report) == ""
