@@ -48,6 +48,8 @@ class TuneConfig:
     max_seq_length: int = 128
     hard_negatives: bool = True
     seed: int = 42
+    # Keep the uniform average of the weights at the ends of the last N epochs (0: the final ones).
+    average_last_epochs: int = 0
 
 
 def _titled(title: str, text: str) -> str:
@@ -148,6 +150,38 @@ def _datasets(pairs: Sequence[TunePair], hard_negatives: bool) -> Any:
     return DatasetDict(parts)
 
 
+def _epoch_averager(model: Any, epochs: int, last: int) -> Any:
+    """A trainer callback keeping the running mean of the weights at the ends of the last epochs."""
+    import torch
+    from transformers import TrainerCallback
+
+    class EpochAverage(TrainerCallback):
+        def __init__(self) -> None:
+            self.mean: dict[str, torch.Tensor] = {}
+            self.count = 0
+
+        def on_epoch_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+            if epochs - round(state.epoch) >= last:
+                return
+            self.count += 1
+            with torch.no_grad():
+                for name, tensor in model.state_dict().items():
+                    if not tensor.is_floating_point():
+                        continue
+                    if name not in self.mean:
+                        self.mean[name] = tensor.detach().float().clone()
+                    else:
+                        self.mean[name] += (tensor.detach().float() - self.mean[name]) / self.count
+
+        def apply(self) -> int:
+            """Load the averaged weights into the model; returns how many epochs were averaged."""
+            if self.count:
+                model.load_state_dict(self.mean, strict=False)
+            return self.count
+
+    return EpochAverage()
+
+
 def tune_encoder(
     base: str, pairs: Sequence[TunePair], out_dir: str | Path, config: TuneConfig | None = None
 ) -> dict[str, Any]:
@@ -172,6 +206,11 @@ def tune_encoder(
     from retrieval.encoder import resolve_encoder_path
 
     config = config or TuneConfig()
+    if not 0 <= config.average_last_epochs <= config.epochs:
+        raise EncoderError(
+            f"average_last_epochs must be between 0 and epochs ({config.epochs}), "
+            f"got {config.average_last_epochs}"
+        )
     if not pairs:
         raise EncoderError("no tuning pairs: check the data directory and sources")
     out = Path(out_dir)
@@ -199,10 +238,16 @@ def tune_encoder(
         report_to=[],
         use_cpu=True,
     )
+    averager = _epoch_averager(model, config.epochs, config.average_last_epochs)
     trainer = SentenceTransformerTrainer(
-        model=model, args=args, train_dataset=data, loss=MultipleNegativesRankingLoss(model)
+        model=model,
+        args=args,
+        train_dataset=data,
+        loss=MultipleNegativesRankingLoss(model),
+        callbacks=[averager] if config.average_last_epochs else [],
     )
     history = trainer.train()
+    averaged = averager.apply()
     model.max_seq_length = inference_length
     model.save(str(out))
     shutil.rmtree(out / "checkpoints", ignore_errors=True)  # save_strategy "no": only logs were there
@@ -212,6 +257,7 @@ def tune_encoder(
         "with_hard_negative": sum(1 for p in pairs if p.negative),
         "config": asdict(config),
         "train_loss": float(history.training_loss),
+        "averaged_epochs": averaged,
         "seconds": round(time.perf_counter() - started, 1),
     }
     (out / REPORT_FILE).write_text(json.dumps(report, indent=2))

@@ -41,6 +41,7 @@ def cmd_tune(ns: argparse.Namespace) -> int:
         learning_rate=ns.learning_rate,
         hard_negatives=not ns.no_hard_negatives,
         seed=ns.seed,
+        average_last_epochs=ns.average_last_epochs,
     )
     pairs: list[TunePair] = labelled_pairs(ns.data_dir, sources, config.hard_negatives) if sources else []
     for path in ns.pairs:
@@ -53,6 +54,8 @@ def cmd_tune(ns: argparse.Namespace) -> int:
         ("pairs", f"{report['pairs']} ({report['with_hard_negative']} with a hard negative)"),
         ("training", f"{report['seconds']} s, final loss {report['train_loss']:.4f}"),
     ]
+    if report["averaged_epochs"] > 1:
+        rows.append(("weights", f"the mean of the last {report['averaged_epochs']} epochs' ends"))
     if reindex:
         added, _ = reencode(ns.index, build.load_encoder(str(out), ns.backend, ns.encoder_cache))
         rows.append(("re-indexed", f"{ns.index}: {added.added} passages in {added.seconds:.1f} s"))
@@ -91,6 +94,14 @@ def add_tune_parser(
     p.add_argument("--batch-size", type=int, default=d.batch_size)
     p.add_argument("--learning-rate", type=float, default=d.learning_rate)
     p.add_argument("--seed", type=int, default=d.seed)
+    p.add_argument(
+        "--average-last-epochs",
+        type=int,
+        default=d.average_last_epochs,
+        metavar="N",
+        help="keep the mean of the weights at the ends of the last N epochs "
+        f"(0: the final weights; default: {d.average_last_epochs})",
+    )
     p.add_argument("--no-hard-negatives", action="store_true", help="in-batch negatives only")
     p.add_argument("--no-reindex", action="store_true", help="only train and save the encoder")
     p.add_argument("--force", action="store_true", help="replace an existing --out folder")

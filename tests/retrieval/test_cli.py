@@ -428,9 +428,11 @@ def test_tune_trains_from_a_pairs_file_and_reindexes(
     pairs = tmp_path / "pairs.jsonl"
     pairs.write_text("\n".join(json.dumps({"query": f"tax {n}", "positive": f"jobs {n}"}) for n in range(8)))
     argv = ["index", "tune", "--index", str(built), "--out", str(tmp_path / "enc"), "--base", str(base)]
-    code, out, err = run([*argv, "--sources", "", "--pairs", str(pairs), "--epochs", "1"], capsys)
+    extra = ["--epochs", "2", "--average-last-epochs", "2"]
+    code, out, err = run([*argv, "--sources", "", "--pairs", str(pairs), *extra], capsys)
     assert code == 0, err
     assert "8 (0 with a hard negative)" in out and "re-indexed" in out
-    assert (tmp_path / "enc" / "verifact_tune.json").is_file()
+    assert "the mean of the last 2 epochs' ends" in out
+    assert json.loads((tmp_path / "enc" / "verifact_tune.json").read_text())["averaged_epochs"] == 2
     assert loaded[-1].name == str(tmp_path / "enc")
     assert info(built, capsys)["encoder"]["name"] == str(tmp_path / "enc")

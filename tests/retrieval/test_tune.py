@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,6 +14,7 @@ from retrieval.errors import EncoderError, IngestError
 from retrieval.tune import (
     TuneConfig,
     TunePair,
+    _epoch_averager,
     climate_fever_pairs,
     labelled_pairs,
     read_pairs_file,
@@ -142,7 +144,7 @@ def test_tuning_saves_an_encoder_that_ranks_its_pairs_better(
         TuneConfig(epochs=6, batch_size=8, learning_rate=5e-3, hard_negatives=False, max_seq_length=16),
     )
     after = _pair_accuracy(tmp_path / "tuned", pairs)
-    assert report["pairs"] == 64 and np.isfinite(report["train_loss"])
+    assert report["pairs"] == 64 and np.isfinite(report["train_loss"]) and report["averaged_epochs"] == 0
     assert json.loads((tmp_path / "tuned" / "verifact_tune.json").read_text())["base"] == str(
         tiny_sentence_model
     )
@@ -151,7 +153,30 @@ def test_tuning_saves_an_encoder_that_ranks_its_pairs_better(
     assert tuned.fingerprint != SentenceTransformerEncoder(str(tiny_sentence_model)).fingerprint
 
 
+def test_epoch_averaging_keeps_the_mean_of_the_last_epochs_ends() -> None:
+    import torch
+
+    model = torch.nn.Linear(2, 1)
+    averager = _epoch_averager(model, epochs=4, last=3)
+    ends = []
+    for epoch in range(1, 5):
+        with torch.no_grad():
+            model.weight.fill_(float(epoch * epoch))
+            model.bias.fill_(-float(epoch))
+        ends.append(model.weight.detach().clone())
+        averager.on_epoch_end(None, SimpleNamespace(epoch=float(epoch)), None)
+    assert averager.apply() == 3
+    # Epochs 2, 3 and 4: weights 4, 9, 16 and biases -2, -3, -4; epoch 1 is left out.
+    assert torch.allclose(model.weight, torch.full_like(model.weight, 29 / 3))
+    assert torch.allclose(model.bias, torch.tensor([-3.0]))
+    assert not torch.equal(model.weight, ends[-1])
+
+
 def test_tuning_without_pairs_or_with_a_missing_base_fails_clearly(tmp_path: Path) -> None:
+    with pytest.raises(EncoderError, match="average_last_epochs must be between 0 and epochs"):
+        tune_encoder(
+            "anything", [TunePair("q", "p")], tmp_path / "out", TuneConfig(epochs=2, average_last_epochs=3)
+        )
     with pytest.raises(EncoderError, match="no tuning pairs"):
         tune_encoder("anything", [], tmp_path / "out")
     with pytest.raises(EncoderError, match="cannot load base encoder"):
