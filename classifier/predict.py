@@ -127,19 +127,25 @@ def batched_logits(
     batch_size: int,
     max_batch_tokens: int | None = None,
     runner: Executor | None = None,
+    spread: int = 1,
 ) -> np.ndarray:
     """Logits for every input, run in length-sorted batches and returned in input order.
 
     A batch closes at ``batch_size`` rows or, when ``max_batch_tokens`` is set, before its padded
     size (rows x longest row) would pass that budget: short sentences go in wide batches, long
     ones in narrow batches that stay inside the CPU caches. With a ``runner``, the batches of one
-    call run at once on its threads (the backend must allow concurrent calls, as ONNX Runtime does).
+    call run at once on its threads (the backend must allow concurrent calls, as ONNX Runtime does),
+    and a call with fewer batches than ``spread`` (the runner's passes at once) has its largest
+    batches halved until every pass has rows: one claim's five evidence pairs fit one batch, which
+    single-threaded passes would otherwise run on one core.
     """
     n = len(encoded.input_ids)
     if n == 0:
         return np.zeros((0, 0), dtype=np.float32)
     order = sorted(range(n), key=lambda i: len(encoded.input_ids[i]))
     batches = _batches(order, [len(r) for r in encoded.input_ids], batch_size, max_batch_tokens)
+    if runner is not None:
+        batches = _spread(batches, spread)
 
     def run(idx: list[int]) -> np.ndarray:
         rows = [encoded.input_ids[i] for i in idx]
@@ -154,6 +160,19 @@ def batched_logits(
         out[idx] = logits
     assert out is not None
     return out
+
+
+def _spread(batches: list[list[int]], parts: int) -> list[list[int]]:
+    """Halve the largest batch until there are ``parts`` batches or each holds one row."""
+    batches = list(batches)
+    while len(batches) < parts:
+        largest = max(range(len(batches)), key=lambda j: len(batches[j]))
+        rows = batches[largest]
+        if len(rows) < 2:
+            break
+        half = (len(rows) + 1) // 2
+        batches[largest : largest + 1] = [rows[:half], rows[half:]]
+    return batches
 
 
 def _batches(
@@ -403,7 +422,13 @@ class CheckWorthinessClassifier:
     def _score(self, texts: Sequence[str], pairs: Sequence[str] | None) -> tuple[Encoded, FloatArray]:
         enc = encode(self.tokenizer, texts, pairs, self.meta.max_length)
         logits = batched_logits(
-            self.backend, enc, self._pad_id, self.batch_size, self.max_batch_tokens, self._runner
+            self.backend,
+            enc,
+            self._pad_id,
+            self.batch_size,
+            self.max_batch_tokens,
+            self._runner,
+            spread=self.parallel,
         )
         return enc, softmax(logits)
 

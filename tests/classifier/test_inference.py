@@ -224,6 +224,37 @@ def test_batched_logits_runs_the_batches_of_one_call_at_once() -> None:
     assert logits[:, 0].tolist() == [5.0, 1.0, 7.0, 2.0]  # input order
 
 
+def test_a_call_smaller_than_one_batch_is_spread_over_the_passes() -> None:
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    from classifier.predict import Encoded, batched_logits
+
+    sizes: list[int] = []
+    lock = threading.Lock()
+
+    def backend(batch: dict[str, np.ndarray]) -> np.ndarray:
+        with lock:
+            sizes.append(len(batch["input_ids"]))
+        return batch["input_ids"][:, :1].astype(np.float32)
+
+    rows = [[9, 1], [8], [7, 2, 3], [6], [5, 4]]
+    enc = Encoded(rows, None, [False] * 5)
+    # Five rows fit one batch; without a runner they run as one.
+    assert batched_logits(backend, enc, 0, batch_size=64, spread=3)[:, 0].tolist() == [9, 8, 7, 6, 5]
+    assert sizes == [5]
+    sizes.clear()
+    with ThreadPoolExecutor(3) as runner:
+        logits = batched_logits(backend, enc, 0, batch_size=64, runner=runner, spread=3)
+        assert sorted(sizes) == [1, 2, 2] and logits[:, 0].tolist() == [9, 8, 7, 6, 5]
+        sizes.clear()
+        # Never more batches than rows.
+        two = Encoded(rows[:2], None, [False] * 2)
+        logits = batched_logits(backend, two, 0, batch_size=64, runner=runner, spread=3)
+        assert logits[:, 0].tolist() == [9, 8]
+        assert sorted(sizes) == [1, 1]
+
+
 def test_onnx_defaults_to_single_threaded_passes_one_per_core(model_dir: Path, tmp_path: Path) -> None:
     import os
 
