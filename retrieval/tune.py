@@ -24,6 +24,7 @@ from retrieval.ingest import iter_jsonl
 logger = logging.getLogger(__name__)
 
 SOURCES = ("climate-fever", "covid-fact", "wice")
+LOSSES = ("mnrl", "guided")
 REPORT_FILE = "verifact_tune.json"
 
 
@@ -50,6 +51,9 @@ class TuneConfig:
     seed: int = 42
     # Keep the uniform average of the weights at the ends of the last N epochs (0: the final ones).
     average_last_epochs: int = 0
+    # "mnrl": in-batch negatives (MultipleNegativesRankingLoss); "guided": GISTEmbed's loss, which
+    # drops an in-batch negative that the base encoder scores above the anchor's own positive.
+    loss: str = "mnrl"
 
 
 def _titled(title: str, text: str) -> str:
@@ -197,7 +201,10 @@ def tune_encoder(
         SentenceTransformerTrainer,
         SentenceTransformerTrainingArguments,
     )
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+    from sentence_transformers.sentence_transformer.losses import (
+        GISTEmbedLoss,
+        MultipleNegativesRankingLoss,
+    )
     from sentence_transformers.sentence_transformer.training_args import (
         BatchSamplers,
         MultiDatasetBatchSamplers,
@@ -206,6 +213,8 @@ def tune_encoder(
     from retrieval.encoder import resolve_encoder_path
 
     config = config or TuneConfig()
+    if config.loss not in LOSSES:
+        raise EncoderError(f"unknown tuning loss {config.loss!r}; choose from {', '.join(LOSSES)}")
     if not 0 <= config.average_last_epochs <= config.epochs:
         raise EncoderError(
             f"average_last_epochs must be between 0 and epochs ({config.epochs}), "
@@ -239,11 +248,18 @@ def tune_encoder(
         use_cpu=True,
     )
     averager = _epoch_averager(model, config.epochs, config.average_last_epochs)
+    if config.loss == "guided":
+        guide = SentenceTransformer(resolve_encoder_path(base), device="cpu")
+        guide.max_seq_length = model.max_seq_length
+        # Temperature 0.05: the same 1/20 scale as MultipleNegativesRankingLoss's default.
+        loss: Any = GISTEmbedLoss(model, guide, temperature=0.05)
+    else:
+        loss = MultipleNegativesRankingLoss(model)
     trainer = SentenceTransformerTrainer(
         model=model,
         args=args,
         train_dataset=data,
-        loss=MultipleNegativesRankingLoss(model),
+        loss=loss,
         callbacks=[averager] if config.average_last_epochs else [],
     )
     history = trainer.train()

@@ -42,6 +42,7 @@ def cmd_tune(ns: argparse.Namespace) -> int:
         hard_negatives=not ns.no_hard_negatives,
         seed=ns.seed,
         average_last_epochs=ns.average_last_epochs,
+        loss=ns.loss,
     )
     pairs: list[TunePair] = labelled_pairs(ns.data_dir, sources, config.hard_negatives) if sources else []
     for path in ns.pairs:
@@ -68,7 +69,7 @@ def add_tune_parser(
     sub: Any, defaults: IndexCliDefaults, index_help: str, add_encoder_args: Callable[..., None]
 ) -> None:
     """Register ``index tune``."""
-    from retrieval.tune import SOURCES, TuneConfig
+    from retrieval.tune import LOSSES, SOURCES, TuneConfig
 
     d = TuneConfig()
     p = sub.add_parser(
@@ -101,6 +102,13 @@ def add_tune_parser(
         metavar="N",
         help="keep the mean of the weights at the ends of the last N epochs "
         f"(0: the final weights; default: {d.average_last_epochs})",
+    )
+    p.add_argument(
+        "--loss",
+        choices=LOSSES,
+        default=d.loss,
+        help="mnrl: in-batch negatives; guided: skip in-batch negatives the base encoder ranks above "
+        f"the positive (GISTEmbed) (default: {d.loss})",
     )
     p.add_argument("--no-hard-negatives", action="store_true", help="in-batch negatives only")
     p.add_argument("--no-reindex", action="store_true", help="only train and save the encoder")

@@ -127,8 +127,9 @@ def _pair_accuracy(model_dir: Path, pairs: list[TunePair]) -> float:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("loss", ["mnrl", "guided"])
 def test_tuning_saves_an_encoder_that_ranks_its_pairs_better(
-    tiny_sentence_model: Path, tmp_path: Path
+    tiny_sentence_model: Path, tmp_path: Path, loss: str
 ) -> None:
     from retrieval.encoder import SentenceTransformerEncoder
 
@@ -141,10 +142,13 @@ def test_tuning_saves_an_encoder_that_ranks_its_pairs_better(
         str(tiny_sentence_model),
         pairs * 8,
         tmp_path / "tuned",
-        TuneConfig(epochs=6, batch_size=8, learning_rate=5e-3, hard_negatives=False, max_seq_length=16),
+        TuneConfig(
+            epochs=6, batch_size=8, learning_rate=5e-3, hard_negatives=False, max_seq_length=16, loss=loss
+        ),
     )
     after = _pair_accuracy(tmp_path / "tuned", pairs)
     assert report["pairs"] == 64 and np.isfinite(report["train_loss"]) and report["averaged_epochs"] == 0
+    assert report["config"]["loss"] == loss
     assert json.loads((tmp_path / "tuned" / "verifact_tune.json").read_text())["base"] == str(
         tiny_sentence_model
     )
@@ -177,6 +181,8 @@ def test_tuning_without_pairs_or_with_a_missing_base_fails_clearly(tmp_path: Pat
         tune_encoder(
             "anything", [TunePair("q", "p")], tmp_path / "out", TuneConfig(epochs=2, average_last_epochs=3)
         )
+    with pytest.raises(EncoderError, match="unknown tuning loss 'triplet'; choose from mnrl, guided"):
+        tune_encoder("anything", [TunePair("q", "p")], tmp_path / "out", TuneConfig(loss="triplet"))
     with pytest.raises(EncoderError, match="no tuning pairs"):
         tune_encoder("anything", [], tmp_path / "out")
     with pytest.raises(EncoderError, match="cannot load base encoder"):
