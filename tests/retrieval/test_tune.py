@@ -176,7 +176,7 @@ def test_epoch_averaging_keeps_the_mean_of_the_last_epochs_ends() -> None:
     assert not torch.equal(model.weight, ends[-1])
 
 
-def test_tuning_without_pairs_or_with_a_missing_base_fails_clearly(tmp_path: Path) -> None:
+def test_tuning_with_bad_settings_no_pairs_or_a_missing_base_fails_clearly(tmp_path: Path) -> None:
     with pytest.raises(EncoderError, match="average_last_epochs must be between 0 and epochs"):
         tune_encoder(
             "anything", [TunePair("q", "p")], tmp_path / "out", TuneConfig(epochs=2, average_last_epochs=3)
