@@ -189,12 +189,12 @@ def _epoch_averager(model: Any, epochs: int, last: int) -> Any:
 def tune_encoder(
     base: str, pairs: Sequence[TunePair], out_dir: str | Path, config: TuneConfig | None = None
 ) -> dict[str, Any]:
-    """Fine-tune ``base`` on ``pairs`` with MultipleNegativesRankingLoss and save it to ``out_dir``.
+    """Fine-tune ``base`` on ``pairs`` with in-batch negatives (``config.loss``) and save it to ``out_dir``.
 
     The saved folder is a sentence-transformers model, usable as ``--encoder out_dir``.
 
     Raises:
-        EncoderError: when there are no pairs or training fails to start.
+        EncoderError: on bad settings, when there are no pairs or when training fails to start.
     """
     from sentence_transformers import (
         SentenceTransformer,
