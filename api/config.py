@@ -67,6 +67,8 @@ class Settings(BaseSettings):
     """Threads for blocking calls, most of which wait on a model batch (`graph.blocking`)."""
     search_mode: Literal["hybrid", "dense", "bm25"] = "hybrid"
     """Evidence ranking: dense and BM25 fused by reciprocal rank (hybrid), or either alone."""
+    fusion: Literal["rrf", "convex"] = "rrf"
+    """How hybrid merges dense and BM25: reciprocal rank, or weighted z-scored scores."""
     dense_weight: float = Field(default=1.0, ge=0.0)
     lexical_weight: float = Field(default=1.0, ge=0.0)
     rrf_k: int = Field(default=10, ge=1)
@@ -151,6 +153,7 @@ class Settings(BaseSettings):
             batch_tokens=self.batch_tokens,
             blocking_threads=self.blocking_threads,
             search_mode=self.search_mode,
+            fusion=self.fusion,
             dense_weight=self.dense_weight,
             lexical_weight=self.lexical_weight,
             rrf_k=self.rrf_k,

@@ -83,6 +83,8 @@ class PipelineConfig(BaseModel):
     waiting callers, not cores (see `graph.blocking`). The pool is process-wide: loading sets it."""
     search_mode: SearchMode = "hybrid"
     """How evidence is ranked: dense and BM25 fused by reciprocal rank, or either alone."""
+    fusion: Literal["rrf", "convex"] = "rrf"
+    """How hybrid merges the two lists: reciprocal rank, or a weighted sum of z-scored scores."""
     dense_weight: float = Field(default=1.0, ge=0.0)
     """The dense list's weight in the fusion."""
     lexical_weight: float = Field(default=1.0, ge=0.0)
@@ -106,6 +108,7 @@ class PipelineConfig(BaseModel):
         traces record them."""
         return {
             "mode": self.search_mode,
+            "fusion": self.fusion,
             "dense_weight": self.dense_weight,
             "lexical_weight": self.lexical_weight,
             "rrf_k": self.rrf_k,

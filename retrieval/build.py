@@ -244,7 +244,9 @@ def cmd_search(ns: argparse.Namespace) -> int:
     if not ns.query.strip():
         raise QueryError("the query is empty")
     filters = parse_filters(ns.filters)
-    settings = SearchSettings(mode=ns.mode)
+    settings = SearchSettings(
+        mode=ns.mode, fusion=ns.fusion, dense_weight=ns.dense_weight, lexical_weight=ns.lexical_weight
+    )
     reranker = None
     if ns.reranker:
         from retrieval.retriever import CrossEncoderReranker
@@ -414,6 +416,14 @@ def add_index_parser(subparsers: Any, defaults: IndexCliDefaults) -> None:
     p.add_argument("--index", default=defaults.index_dir, metavar="DIR", help=index_help)
     p.add_argument("--k", "-k", type=int, default=5, help="how many hits (default: 5)")
     p.add_argument("--mode", default="hybrid", choices=["hybrid", "dense", "bm25"])
+    p.add_argument(
+        "--fusion",
+        default="rrf",
+        choices=["rrf", "convex"],
+        help="how hybrid merges dense and BM25: reciprocal rank (default) or weighted z-scored scores",
+    )
+    p.add_argument("--dense-weight", type=float, default=1.0, metavar="W", help="the dense list's weight")
+    p.add_argument("--lexical-weight", type=float, default=1.0, metavar="W", help="the BM25 list's weight")
     p.add_argument(
         "--filter",
         dest="filters",

@@ -163,6 +163,7 @@ def test_verify_refuses_a_text_over_the_limit(
             "bad settings: VERIFACT_DENSE_WEIGHT and VERIFACT_LEXICAL_WEIGHT cannot both be 0",
         ),
         ({"VERIFACT_RRF_K": "0"}, "VERIFACT_RRF_K: Input should be greater than or equal to 1 (got '0')"),
+        ({"VERIFACT_FUSION": "max"}, "VERIFACT_FUSION: Input should be 'rrf' or 'convex' (got 'max')"),
         (
             {"VERIFACT_MODEL_THREADS": "-1"},
             "VERIFACT_MODEL_THREADS: Input should be greater than or equal to 0 (got '-1')",
@@ -208,12 +209,19 @@ def _pipeline_config_under(monkeypatch: pytest.MonkeyPatch, env: dict[str, str])
 def test_search_settings_reach_the_pipeline_config(monkeypatch: pytest.MonkeyPatch) -> None:
     env = {
         "VERIFACT_SEARCH_MODE": "bm25",
+        "VERIFACT_FUSION": "convex",
         "VERIFACT_DENSE_WEIGHT": "0.5",
         "VERIFACT_LEXICAL_WEIGHT": "2",
         "VERIFACT_RRF_K": "40",
     }
     config = _pipeline_config_under(monkeypatch, env)
-    assert config.search() == {"mode": "bm25", "dense_weight": 0.5, "lexical_weight": 2.0, "rrf_k": 40}
+    assert config.search() == {
+        "mode": "bm25",
+        "fusion": "convex",
+        "dense_weight": 0.5,
+        "lexical_weight": 2.0,
+        "rrf_k": 40,
+    }
 
 
 def test_model_run_settings_reach_the_pipeline_config(monkeypatch: pytest.MonkeyPatch) -> None:

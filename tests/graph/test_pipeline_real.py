@@ -98,6 +98,7 @@ def test_end_to_end_on_real_models_and_an_index_on_disk(
     # How evidence was ranked is part of what a replay needs.
     assert versions["index"]["search"] == {
         "mode": "hybrid",
+        "fusion": "rrf",
         "dense_weight": 2.0,
         "lexical_weight": 1.0,
         "rrf_k": 10,

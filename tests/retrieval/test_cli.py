@@ -208,6 +208,12 @@ def test_search_json_with_modes_and_filters(built: Path, capsys: pytest.CaptureF
     assert [h["title"] for h in notes] == ["lightning"]
     first_chunks = search_json(built, capsys, "coffee", "--filter", "chunk=0", "--k", "10")
     assert {h["title"] for h in first_chunks} == {"coffee", "lightning"}
+    convex = search_json(
+        built, capsys, "arctic sea ice record", "--fusion", "convex", "--dense-weight", "1.5"
+    )
+    assert convex[0]["id"] == "ice-1"
+    assert [h["score"] for h in convex] == sorted((h["score"] for h in convex), reverse=True)
+    assert convex[0]["score"] != hits[0]["score"], "z-scored sums, not reciprocal ranks"
 
 
 def test_add_reports_added_and_duplicates(
@@ -368,6 +374,7 @@ def test_build_never_replaces_a_folder_that_is_not_an_index(
         (["index", "search", "ice", "--index", "{index}", "--k", "0"], "--k must be between 1 and 1000"),
         (["index", "search", "ice", "--index", "{index}", "--k", "1001"], "--k must be between 1 and 1000"),
         (["index", "delete", "--index", "{index}"], "no ids given"),
+        (["index", "search", "ice", "--index", "{index}", "--dense-weight", "-1"], "must be non-negative"),
         (["index", "build", "{inputs}", "--out", "{tmp}/new", "--chunk-overlap", "900"], "chunk_overlap"),
     ],
 )

@@ -8,7 +8,7 @@ import pytest
 
 from retrieval.errors import QueryError
 from retrieval.index import EvidenceIndex, IndexConfig
-from retrieval.retriever import Mode, Retriever, SearchSettings
+from retrieval.retriever import Fusion, Mode, Retriever, SearchSettings
 from retrieval.types import Passage, ScoredPassage
 from tests.fakes import HashEncoder
 from tests.retrieval.conftest import CORPUS, by_id
@@ -135,6 +135,28 @@ def test_hybrid_mode_fuses_reciprocal_ranks(index: EvidenceIndex) -> None:
     assert all(h.dense_score is not None for h in hits)
 
 
+def _z_scores(scores: list[float | None]) -> list[float]:
+    """Each score's z within the scores present; a missing one gets the lowest z."""
+    present = [x for x in scores if x is not None]
+    mean = sum(present) / len(present)
+    spread = (sum((x - mean) ** 2 for x in present) / len(present)) ** 0.5
+    z = [(x - mean) / spread if x is not None else None for x in scores]
+    floor = min(v for v in z if v is not None)
+    return [v if v is not None else floor for v in z]
+
+
+def test_convex_fusion_sums_weighted_z_scores(index: EvidenceIndex) -> None:
+    settings = SearchSettings(fusion="convex", dense_weight=0.7, lexical_weight=1.3)
+    hits = Retriever(index, settings).search(QUERY, k=len(CORPUS))
+    assert len(hits) == len(CORPUS), "every passage is a dense candidate, so all come back"
+    assert any(h.lexical_score is None for h in hits) and any(h.lexical_score is not None for h in hits)
+    dense = _z_scores([h.dense_score for h in hits])
+    lexical = _z_scores([h.lexical_score for h in hits])
+    for h, d, lx in zip(hits, dense, lexical, strict=True):
+        assert h.score == pytest.approx(0.7 * d + 1.3 * lx)
+    assert [h.score for h in hits] == sorted((h.score for h in hits), reverse=True)
+
+
 @pytest.fixture
 def split_index() -> EvidenceIndex:
     """Three passages where dense and BM25 disagree: stopwords count for the hash encoder only."""
@@ -163,10 +185,11 @@ def test_dense_and_bm25_disagree_in_the_constructed_case(split_index: EvidenceIn
     ("dense_weight", "lexical_weight", "first"),
     [(3.0, 1.0, "stopwords"), (1.0, 3.0, "keywords"), (1.0, 0.0, "stopwords"), (0.0, 1.0, "keywords")],
 )
+@pytest.mark.parametrize("fusion", ["rrf", "convex"])
 def test_fusion_weights_decide_which_list_wins(
-    split_index: EvidenceIndex, dense_weight: float, lexical_weight: float, first: str
+    split_index: EvidenceIndex, dense_weight: float, lexical_weight: float, first: str, fusion: Fusion
 ) -> None:
-    settings = SearchSettings(dense_weight=dense_weight, lexical_weight=lexical_weight)
+    settings = SearchSettings(fusion=fusion, dense_weight=dense_weight, lexical_weight=lexical_weight)
     hits = Retriever(split_index, settings).search(SPLIT_QUERY, k=2)
     assert _ids(hits)[0] == first
 
@@ -181,6 +204,7 @@ def test_equal_fused_scores_fall_back_to_the_dense_score(split_index: EvidenceIn
     "kwargs",
     [
         {"mode": "sparse"},
+        {"fusion": "max"},
         {"dense_weight": -1.0},
         {"dense_weight": 0.0, "lexical_weight": 0.0},
         {"rrf_k": 0},
