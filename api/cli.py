@@ -321,6 +321,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("verifact: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader went away (`verifact index info | head`): stop quietly, as a shell tool would.
+        # Point stdout at /dev/null so the interpreter's final flush does not raise again.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
     return code
 
 

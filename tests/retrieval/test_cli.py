@@ -86,6 +86,18 @@ def built(
     return out
 
 
+def test_a_reader_that_goes_away_ends_the_command_quietly(built: Path) -> None:
+    """`verifact index info | head -1`: the pipe closes before the output is written."""
+    root = Path(__file__).resolve().parents[2]
+    argv = [sys.executable, "-m", "api.cli", "index", "info", "--index", str(built)]
+    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, cwd=root)
+    assert proc.stdout is not None and proc.stderr is not None
+    proc.stdout.close()  # before the interpreter has even started: every write meets a closed pipe
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141
+    assert "Traceback" not in err and "BrokenPipeError" not in err, err
+
+
 def info(index: Path, capsys: pytest.CaptureFixture[str]) -> dict[str, Any]:
     """The parsed output of ``verifact index info``."""
     code, out, _ = run(["index", "info", "--index", str(index)], capsys)
