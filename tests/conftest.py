@@ -48,6 +48,7 @@ def write_toy_split(path: Path, n: int, seed: int, positive_share: float = 0.4) 
 
 def build_tiny_bert(out: Path) -> Path:
     """Save a 2-layer, 32-wide BERT with a word-level vocabulary of the toy words."""
+    import torch
     from transformers import BertConfig, BertForSequenceClassification, BertTokenizer
 
     vocab_words = SPECIAL + SHARED_WORDS + CLAIM_WORDS + CHATTER_WORDS + NUMBERS + [".", ","]
@@ -61,7 +62,13 @@ def build_tiny_bert(out: Path) -> Path:
         max_position_embeddings=256,
         num_labels=2,
     )
-    model = BertForSequenceClassification(config)
+    # Seeded apart from the session's RNG: the weights must not depend on which tests ran first.
+    # One unseeded CI run drew weights that fine-tuned into near-constant probabilities sitting on
+    # the tuned threshold: int8 labels agreed with torch on 36% of the toy sentences (argmax on
+    # 100%), so the export check refused the model and the export test failed.
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        model = BertForSequenceClassification(config)
     model.save_pretrained(out)
     tokenizer.save_pretrained(out)
     return out
