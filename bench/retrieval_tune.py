@@ -1,9 +1,10 @@
 """Encoder tuning tries, scored on Climate-FEVER dev claims; the chosen one goes to retrieval_quality.
 
-    python -m bench.retrieval_tune [--data-dir ../shared/data] [--tries all|NAME,...]
+    python -m bench.retrieval_tune [--data-dir ../shared/data] [--tries all|NAME,...] [--keep] [--reuse]
 
 Each try fine-tunes the packaged MiniLM (retrieval.tune) into runs/encoders/<try>, indexes the
 Climate-FEVER corpus with it, and scores the dev claims. Test claims are never looked at here.
+``--reuse`` scores an encoder already trained into runs/encoders/<try> instead of training it again.
 Writes bench/results/retrieval_tune.{json,md}.
 """
 
@@ -23,7 +24,7 @@ from bench.retrieval_quality import evaluate
 from retrieval.climate_fever import corpus_passages, load_claims
 from retrieval.encoder import PACKAGED_ENCODER, load_encoder
 from retrieval.index import EvidenceIndex
-from retrieval.tune import TuneConfig, labelled_pairs, tune_encoder
+from retrieval.tune import REPORT_FILE, TuneConfig, labelled_pairs, tune_encoder
 
 OLD = TuneConfig(epochs=2, learning_rate=2e-5)
 """The recipe before the cross-fitted comparison."""
@@ -57,6 +58,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--data-dir", default="../shared/data")
     parser.add_argument("--tries", default="all")
     parser.add_argument("--keep", action="store_true", help="add to the tries already in the report")
+    parser.add_argument("--reuse", action="store_true", help="score encoders already in runs/encoders")
     ns = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     data = Path(ns.data_dir)
@@ -70,9 +72,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     for name in names:
         sources, config = TRIES[name]
         started = time.perf_counter()
-        report = tune_encoder(
-            PACKAGED_ENCODER, labelled_pairs(data, sources, config.hard_negatives), OUT / name, config
-        )
+        saved = OUT / name / REPORT_FILE
+        if ns.reuse and saved.exists():
+            report = json.loads(saved.read_text())
+            started -= float(report["seconds"])  # the try's time still counts its training
+        else:
+            report = tune_encoder(
+                PACKAGED_ENCODER, labelled_pairs(data, sources, config.hard_negatives), OUT / name, config
+            )
         results["tries"][name] = {
             "sources": sources,
             "train": report,
