@@ -209,14 +209,11 @@ class OnnxEncoder(BaseEncoder):
         encodings = self.tokenizer.encode_batch(texts)
         order = np.argsort([len(e.ids) for e in encodings], kind="stable")[::-1]
         batches: list[NDArray[np.intp]] = []
+        most = 1 if one_per_pass else self.max_batch_size
         start = 0
         while start < len(order):
             longest = len(encodings[order[start]].ids)
-            size = (
-                1
-                if one_per_pass
-                else max(1, min(self.max_batch_size, self.max_batch_tokens // max(longest, 1)))
-            )
+            size = max(1, min(most, self.max_batch_tokens // max(longest, 1)))
             batches.append(order[start : start + size])
             start += size
 
