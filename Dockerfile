@@ -23,6 +23,7 @@ COPY pyproject.toml README.md ./
 COPY classifier ./classifier
 COPY graph ./graph
 COPY retrieval ./retrieval
+COPY quantize ./quantize
 COPY api ./api
 COPY configs ./configs
 # The project itself, not a package from an index: its own pyproject pins the floors.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 import os
 import threading
@@ -262,6 +263,22 @@ class OnnxBackend:
         return result
 
 
+def _warn_if_batch_dependent(onnx_path: Path) -> None:
+    """Exports made before activations went per token score a sentence a little differently
+    depending on its batch-mates; say so, and how to fix it, instead of failing."""
+    try:
+        report = json.loads((onnx_path.parent / "export.json").read_text())
+    except (OSError, ValueError):
+        report = {}
+    if isinstance(report, dict) and report.get("quantized", True) and "activations" not in report:
+        logger.warning(
+            "%s quantizes activations per batch, so a sentence's score moves slightly with its "
+            "batch-mates; run 'verifact export --model %s' again for per-token activations",
+            onnx_path,
+            onnx_path.parent.parent,
+        )
+
+
 @dataclass
 class ClassifierMeta:
     """What a trained model directory says about how to use it (stored in its config)."""
@@ -400,6 +417,7 @@ class CheckWorthinessClassifier:
             if num_threads is None and parallel > 1:
                 num_threads = 1
             chosen = OnnxBackend(onnx_path, num_threads)
+            _warn_if_batch_dependent(onnx_path)
         else:
             chosen = TorchBackend(_load_torch_model(path, device))
         return cls(

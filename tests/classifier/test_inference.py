@@ -11,6 +11,7 @@ import pytest
 
 from classifier.args import parse_run_config
 from classifier.errors import ModelLoadError
+from classifier.export import MAX_BATCH_DRIFT
 from classifier.predict import CheckWorthinessClassifier
 from classifier.train import MODEL_SUBDIR, run_training
 from tests.conftest import toy_overrides
@@ -115,7 +116,34 @@ def test_onnx_int8_agrees_with_torch_and_is_picked_by_default(
     auto = CheckWorthinessClassifier.load(copy)
     assert auto.backend.name == "onnx"
     torch_scores = CheckWorthinessClassifier.load(copy, backend="torch").scores(texts)
-    assert np.max(np.abs(np.array(auto.scores(texts)) - np.array(torch_scores))) < 0.1
+    batched = np.array(auto.scores(texts))
+    assert np.max(np.abs(batched - np.array(torch_scores))) < 0.1
+    # Activations are quantized per token: a sentence scores the same alone as among the others.
+    assert report["activations"] == "int8 per token"
+    assert report["max_batch_drift"] <= MAX_BATCH_DRIFT
+    alone = np.array([auto.scores([t])[0] for t in texts])
+    assert np.max(np.abs(alone - batched)) <= MAX_BATCH_DRIFT
+
+
+def test_an_export_made_before_per_token_activations_is_flagged(
+    model_dir: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from classifier.export import export_onnx
+
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    export_onnx(copy, SENTENCES, min_agreement=0.5)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="classifier.predict"):
+        CheckWorthinessClassifier.load(copy, backend="onnx")
+    assert not [r for r in caplog.records if r.name == "classifier.predict"]
+    report_file = copy / "onnx" / "export.json"
+    report = json.loads(report_file.read_text())
+    del report["activations"]  # as the export.json of an older release
+    report_file.write_text(json.dumps(report))
+    with caplog.at_level("WARNING", logger="classifier.predict"):
+        CheckWorthinessClassifier.load(copy, backend="onnx")
+    assert "verifact export --model" in caplog.text
 
 
 def test_onnx_sessions_stop_spinning_when_the_service_says_so(model_dir: Path, tmp_path: Path) -> None:
