@@ -13,7 +13,14 @@ from typing import Any
 import numpy as np
 
 from classifier.errors import ExportError
-from classifier.predict import ONNX_DIR, ONNX_FILE, CheckWorthinessClassifier, OnnxBackend, TorchBackend
+from classifier.predict import (
+    ONNX_DIR,
+    ONNX_FILE,
+    CheckWorthinessClassifier,
+    OnnxBackend,
+    Prediction,
+    TorchBackend,
+)
 from classifier.reporting import write_json
 
 logger = logging.getLogger(__name__)
@@ -68,6 +75,10 @@ def _export_fp32(model: Any, path: Path) -> None:
         )
 
 
+def _probabilities(predictions: Sequence[Prediction]) -> np.ndarray:
+    return np.array([list(p.probabilities.values()) for p in predictions])
+
+
 def export_onnx(
     model_dir: str | Path,
     check_texts: Sequence[str] | None = None,
@@ -108,19 +119,15 @@ def export_onnx(
         ref = torch_clf.predict(texts, check_pairs)
         got = onnx_clf.predict(texts, check_pairs)
         labels_agree = float(np.mean([a.label == b.label for a, b in zip(ref, got, strict=True)]))
-        ref_p = np.array([list(p.probabilities.values()) for p in ref])
-        got_p = np.array([list(p.probabilities.values()) for p in got])
+        ref_p, got_p = _probabilities(ref), _probabilities(got)
         argmax_agree = float(np.mean(ref_p.argmax(1) == got_p.argmax(1)))
         # The same inputs one per pass: with per-token activations only float rounding differs.
-        some = range(min(len(texts), BATCH_DRIFT_CHECKS))
-        alone = np.array(
+        alone = np.concatenate(
             [
-                list(
-                    onnx_clf.predict([texts[i]], [check_pairs[i]] if check_pairs else None)[
-                        0
-                    ].probabilities.values()
+                _probabilities(
+                    onnx_clf.predict(texts[i : i + 1], check_pairs[i : i + 1] if check_pairs else None)
                 )
-                for i in some
+                for i in range(min(len(texts), BATCH_DRIFT_CHECKS))
             ]
         )
         batch_drift = float(np.abs(alone - got_p[: len(alone)]).max())
