@@ -22,6 +22,7 @@ from classifier.predict import (
     TorchBackend,
 )
 from classifier.reporting import write_json
+from quantize import SCHEME
 
 logger = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ def export_onnx(
         report = {
             "file": f"{ONNX_DIR}/{ONNX_FILE}",
             "quantized": quantize,
-            "activations": "int8 per token" if quantize else "float32",
+            "activations": f"int8 {SCHEME}" if quantize else "float32",
             "max_batch_drift": batch_drift,
             "checked": len(texts),
             "label_agreement": labels_agree,

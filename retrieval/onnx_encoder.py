@@ -17,13 +17,14 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from quantize import SCHEME
 from retrieval.encoder import BaseEncoder, SentenceModelLayout, resolve_encoder_path
 from retrieval.errors import EncoderError
 
 logger = logging.getLogger(__name__)
 
-# Named for its quantization: exports made before activations went per token are not reused.
-ONNX_FILE = "encoder.int8-per-token.onnx"
+# Named for its quantization, so that exports of another layout (per-tensor before) are not reused.
+ONNX_FILE = f"encoder.int8-{SCHEME}.onnx"
 PROBES = (
     "Global warming is driving polar bears toward extinction.",
     "The Arctic sea ice extent reached a record low in September 2012.",
@@ -281,7 +282,7 @@ def export_encoder(name: str, layout: SentenceModelLayout, target: Path) -> dict
         report = {
             "encoder": name,
             "fingerprint": layout.fingerprint(),
-            "activations": "int8 per token",
+            "activations": f"int8 {SCHEME}",
             "min_cosine_to_torch": float(cosines.min()),
             "max_batch_drift": batch_drift,
             "seconds": round(time.perf_counter() - started, 1),

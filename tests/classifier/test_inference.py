@@ -14,6 +14,7 @@ from classifier.errors import ModelLoadError
 from classifier.export import MAX_BATCH_DRIFT
 from classifier.predict import CheckWorthinessClassifier
 from classifier.train import MODEL_SUBDIR, run_training
+from quantize import SCHEME
 from tests.conftest import toy_overrides
 
 SENTENCES = [
@@ -119,7 +120,7 @@ def test_onnx_int8_agrees_with_torch_and_is_picked_by_default(
     batched = np.array(auto.scores(texts))
     assert np.max(np.abs(batched - np.array(torch_scores))) < 0.1
     # Activations are quantized per token: a sentence scores the same alone as among the others.
-    assert report["activations"] == "int8 per token"
+    assert report["activations"] == f"int8 {SCHEME}"
     assert report["max_batch_drift"] <= MAX_BATCH_DRIFT
     alone = np.array([auto.scores([t])[0] for t in texts])
     assert np.max(np.abs(alone - batched)) <= MAX_BATCH_DRIFT

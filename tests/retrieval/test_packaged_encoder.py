@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from quantize import SCHEME
 from retrieval.encoder import PACKAGED_ENCODER, SentenceTransformerEncoder, load_encoder
 from retrieval.index import EvidenceIndex
 from retrieval.onnx_encoder import MAX_BATCH_DRIFT, MIN_COSINE, ONNX_FILE, OnnxEncoder
@@ -112,5 +113,5 @@ def test_onnx_layouts_give_the_same_vectors_in_input_order(tmp_path: Path) -> No
     for i in (0, 3, len(texts) - 1):
         assert np.abs(default.encode_query([texts[i]])[0] - queries[i]).max() <= MAX_BATCH_DRIFT
     report = json.loads((path.parent / "export.json").read_text())
-    assert report["activations"] == "int8 per token"
+    assert report["activations"] == f"int8 {SCHEME}"
     assert report["max_batch_drift"] <= MAX_BATCH_DRIFT < 1 - MIN_COSINE
