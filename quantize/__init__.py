@@ -5,6 +5,20 @@ and NLI models) share, kept below both so that neither imports the other. Heavy 
 inside the functions.
 """
 
-from quantize.per_token import PER_TOKEN_ZERO, SCHEME, QuantizeError, per_token_activations, quantize_int8
+from quantize.per_token import (
+    MAX_BATCH_DRIFT,
+    PER_TOKEN_ZERO,
+    SCHEME,
+    QuantizeError,
+    per_token_activations,
+    quantize_int8,
+)
 
-__all__ = ["PER_TOKEN_ZERO", "SCHEME", "QuantizeError", "per_token_activations", "quantize_int8"]
+__all__ = [
+    "MAX_BATCH_DRIFT",
+    "PER_TOKEN_ZERO",
+    "SCHEME",
+    "QuantizeError",
+    "per_token_activations",
+    "quantize_int8",
+]

@@ -34,6 +34,9 @@ import numpy as np
 
 SCHEME = "per-token-symmetric"
 """Names this layout in export reports and file names, so that other layouts are never reused."""
+MAX_BATCH_DRIFT = 1e-4
+"""The most an output of a model quantized this way may change between running an input alone and
+in a batch: float rounding in the unquantized ops, nothing more. Exports check it."""
 PER_TOKEN_ZERO = 64
 """The activations' zero point: quantized values lie in 0..128, so u8 x s8 never saturates."""
 

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from quantize import SCHEME
+from quantize import MAX_BATCH_DRIFT, SCHEME
 from retrieval.encoder import BaseEncoder, SentenceModelLayout, resolve_encoder_path
 from retrieval.errors import EncoderError
 
@@ -35,9 +35,6 @@ PROBES = (
 )
 #: Minimum cosine between the torch and the int8 vector of every probe.
 MIN_COSINE = 0.98
-#: Largest change of a probe's vector component between encoding it alone and among the others:
-#: float rounding in the unquantized ops, nothing more.
-MAX_BATCH_DRIFT = 1e-4
 
 
 def onnx_available() -> bool:

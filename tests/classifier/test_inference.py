@@ -11,10 +11,9 @@ import pytest
 
 from classifier.args import parse_run_config
 from classifier.errors import ModelLoadError
-from classifier.export import MAX_BATCH_DRIFT
 from classifier.predict import CheckWorthinessClassifier
 from classifier.train import MODEL_SUBDIR, run_training
-from quantize import SCHEME
+from quantize import MAX_BATCH_DRIFT, SCHEME
 from tests.conftest import toy_overrides
 
 SENTENCES = [

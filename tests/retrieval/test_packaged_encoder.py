@@ -8,10 +8,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from quantize import SCHEME
+from quantize import MAX_BATCH_DRIFT, SCHEME
 from retrieval.encoder import PACKAGED_ENCODER, SentenceTransformerEncoder, load_encoder
 from retrieval.index import EvidenceIndex
-from retrieval.onnx_encoder import MAX_BATCH_DRIFT, MIN_COSINE, ONNX_FILE, OnnxEncoder
+from retrieval.onnx_encoder import MIN_COSINE, ONNX_FILE, OnnxEncoder
 from retrieval.retriever import Retriever, SearchSettings
 from retrieval.types import Passage
 
