@@ -115,24 +115,40 @@ def cmd_predict(ns: argparse.Namespace) -> int:
 def cmd_export(ns: argparse.Namespace) -> int:
     """Export a saved model to int8 ONNX, checked against torch."""
     from classifier.data import read_rows
-    from classifier.export import export_onnx
-
-    texts = pairs = None
-    if ns.check_file:
-        path = Path(ns.check_file)
-        if not path.is_absolute() and not path.exists():
-            path = Path(_data_dir(ns.data_dir)) / path
-        rows = read_rows(path)
-        texts = [str(r[ns.text_column]) for r in rows]
-        if ns.pair_column:
-            pairs = [str(r[ns.pair_column]) for r in rows]
     from classifier.ensemble import is_ensemble, read_spec
     from classifier.errors import ModelLoadError
+    from classifier.export import export_onnx
+    from classifier.predict import read_meta
+    from graph.nli_cli import DEFAULT_NLI_DATA_DIR
 
     model = _classifier_dir(ns.model)
     # An ensemble has no weights of its own: each member gets its ONNX model, checked on the same file.
     ensemble = is_ensemble(model)
     members = read_spec(model, ModelLoadError)[0] if ensemble else [Path(model)]
+    pair_mode = read_meta(Path(members[0])).pair_mode
+    # Each kind of model is checked on its own kind of input by default: CT24 sentences, NLI dev pairs.
+    defaults = (
+        (f"{DEFAULT_NLI_DATA_DIR}/dev.tsv", "claim", "evidence")
+        if pair_mode
+        else ("ct24_checkworthy_en/dev.tsv", "Text", None)
+    )
+    check_file = ns.check_file or defaults[0]
+    text_column = ns.text_column or defaults[1]
+    pair_column = ns.pair_column or defaults[2]
+    if ns.check_file is None and pair_mode and not Path(check_file).is_file():
+        raise CliError(
+            f"{model} is a sentence-pair model, checked on pairs: {check_file} is missing "
+            "(make it with `verifact data nli`, or give --check-file and --pair-column)"
+        )
+    path = Path(check_file)
+    if not path.is_absolute() and not path.exists():
+        path = Path(_data_dir(ns.data_dir)) / path
+    rows = read_rows(path)
+    missing = {c for c in (text_column, pair_column) if c} - set(rows[0] if rows else ())
+    if missing:
+        raise CliError(f"{path}: no column {', '.join(sorted(missing))}")
+    texts = [str(r[text_column]) for r in rows]
+    pairs = [str(r[pair_column]) for r in rows] if pair_column else None
     reports = [export_onnx(m, texts, pairs, min_agreement=ns.min_agreement) for m in members]
     print(json.dumps(reports if ensemble else reports[0], indent=2))
     return 0
@@ -242,20 +258,27 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--backend", default="auto", choices=["auto", "torch", "onnx"])
     p.set_defaults(func=cmd_ensemble)
 
+    from graph.nli_cli import DEFAULT_NLI_DATA_DIR, NLICliDefaults, add_data_parser, add_nli_parser
+
     p = sub.add_parser("export", help="export a saved model to int8 ONNX (checked against torch)")
     p.add_argument("--model", help="model directory")
     p.add_argument(
         "--check-file",
-        default="ct24_checkworthy_en/dev.tsv",
-        help="sentences on which ONNX must agree with torch",
+        help="inputs on which ONNX must agree with torch (default: CT24 dev sentences, or the NLI "
+        f"dev pairs {DEFAULT_NLI_DATA_DIR}/dev.tsv for a sentence-pair model)",
     )
-    p.add_argument("--text-column", default="Text")
-    p.add_argument("--pair-column", help="second text of a sentence-pair model (e.g. evidence)")
+    p.add_argument("--text-column", help="default: Text, or claim for a sentence-pair model")
+    p.add_argument(
+        "--pair-column", help="second text of a sentence-pair model (default: evidence for such a model)"
+    )
     p.add_argument("--data-dir")
-    p.add_argument("--min-agreement", type=float, default=0.99)
+    p.add_argument(
+        "--min-agreement",
+        type=float,
+        default=0.99,
+        help="the share of decisive checks (not near-ties) whose label must match torch's",
+    )
     p.set_defaults(func=cmd_export)
-
-    from graph.nli_cli import NLICliDefaults, add_data_parser, add_nli_parser
 
     nli_defaults = NLICliDefaults(
         data_dir=_data_dir(None),

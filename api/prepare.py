@@ -146,8 +146,6 @@ def plan(settings: Settings) -> list[Step]:
                         "claim",
                         "--pair-column",
                         "evidence",
-                        "--min-agreement",
-                        "0.98",
                     ],
                     optional=True,
                 )

@@ -160,7 +160,9 @@ class EngineArguments:
     )
     onnx_min_agreement: float = field(
         default=0.99,
-        metadata={"help": "Keep the ONNX model only if its labels agree this often with torch."},
+        metadata={
+            "help": "Keep the ONNX model only if its labels agree this often with torch (decisive inputs)."
+        },
     )
     plots: bool = field(default=True, metadata={"help": "Write training-curve and confusion PNGs."})
 

@@ -34,6 +34,19 @@ PROBE_TEXTS = (
     "We spent two trillion dollars on that war, and what did we get?",
     "",
 )
+# A sentence-pair model is probed on pairs: (claim, evidence) as the NLI verifier reads them.
+PROBE_PAIRS = (
+    ("The unemployment rate fell to 3.5 percent last year.", "Unemployment fell to 3.5% in 2019."),
+    ("The unemployment rate fell to 3.5 percent last year.", "Unemployment rose to 5% in 2019."),
+    ("Arctic sea ice is shrinking.", "The city council meets on Tuesdays."),
+    ("", ""),
+)
+DECISIVE_MARGIN = 0.05
+"""An input is decisive when torch's probabilities must move at least this much to change its
+answer: its score this far from the threshold, or its top two classes twice this far apart. Below
+it the answer is a near-tie that any rounding may break, so agreement is gated on decisive inputs."""
+MAX_PROB_DIFF = 0.2
+"""The most any probability may differ from torch on the checked inputs, near-ties included."""
 
 
 def _export_fp32(model: Any, path: Path) -> None:
@@ -78,25 +91,61 @@ def _probabilities(predictions: Sequence[Prediction]) -> np.ndarray:
     return np.array([list(p.probabilities.values()) for p in predictions])
 
 
+def _margins(clf: CheckWorthinessClassifier, probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """How far torch's probabilities must move to change each label, and each argmax."""
+    top = np.sort(probs, axis=1)
+    argmax_margin = (top[:, -1] - top[:, -2]) / 2
+    if clf.positive_index is None:
+        return argmax_margin, argmax_margin
+    cut = 0.5 if clf.threshold is None else clf.threshold
+    return np.abs(probs[:, clf.positive_index] - cut), argmax_margin
+
+
+def _check_inputs(
+    clf: CheckWorthinessClassifier, texts: Sequence[str] | None, pairs: Sequence[str] | None
+) -> tuple[list[str], list[str] | None]:
+    """The inputs to compare on: the given ones, or probes of the model's own kind."""
+    if clf.meta.pair_mode and texts is None:
+        return [a for a, _ in PROBE_PAIRS], [b for _, b in PROBE_PAIRS]
+    if texts is None:
+        return list(PROBE_TEXTS), None
+    if clf.meta.pair_mode and pairs is None:
+        raise ExportError(
+            "a sentence-pair model is checked on pairs: give the second texts too "
+            "(verifact export --pair-column, e.g. evidence)"
+        )
+    if pairs is not None and not clf.meta.pair_mode:
+        raise ExportError(
+            "this model reads single sentences: check it without second texts (no --pair-column)"
+        )
+    if pairs is not None and len(pairs) != len(texts):
+        raise ExportError(f"{len(texts)} check texts but {len(pairs)} second texts")
+    return list(texts), list(pairs) if pairs is not None else None
+
+
 def export_onnx(
     model_dir: str | Path,
     check_texts: Sequence[str] | None = None,
     check_pairs: Sequence[str] | None = None,
     min_agreement: float = 0.99,
     quantize: bool = True,
+    max_prob_diff: float = MAX_PROB_DIFF,
 ) -> dict[str, Any]:
     """Export ``model_dir`` to ``model_dir/onnx/model.int8.onnx`` and check it against torch.
 
-    The label agreement is measured on ``check_texts`` (a few probe sentences when None).
-    Below ``min_agreement`` the ONNX file is not installed, so loading keeps using torch.
+    The check runs on ``check_texts`` (with ``check_pairs`` for a sentence-pair model; a few probes
+    of the model's kind when None). The file is installed only if the labels and the argmax agree
+    with torch on at least ``min_agreement`` of the decisive inputs (see ``DECISIVE_MARGIN``; on a
+    three-way NLI model 6% of the dev pairs are near-ties), no probability differs by more than
+    ``max_prob_diff``, and scores do not depend on the batch. Otherwise loading keeps using torch.
 
     Raises:
-        ExportError: when the export fails or the agreement is too low.
+        ExportError: when the inputs do not fit the model, the export fails or a check fails.
     """
     src = Path(model_dir)
     started = time.perf_counter()
     torch_clf = CheckWorthinessClassifier.load(src, backend="torch")
-    texts = list(check_texts) if check_texts else list(PROBE_TEXTS)
+    texts, check_pairs = _check_inputs(torch_clf, check_texts or None, check_pairs)
     assert isinstance(torch_clf.backend, TorchBackend)
     with tempfile.TemporaryDirectory(prefix="verifact-onnx-") as tmp:
         fp32 = Path(tmp) / "model.fp32.onnx"
@@ -117,9 +166,16 @@ def export_onnx(
         onnx_clf = CheckWorthinessClassifier(OnnxBackend(int8), torch_clf.tokenizer, torch_clf.meta, src)
         ref = torch_clf.predict(texts, check_pairs)
         got = onnx_clf.predict(texts, check_pairs)
-        labels_agree = float(np.mean([a.label == b.label for a, b in zip(ref, got, strict=True)]))
+        same_label = np.array([a.label == b.label for a, b in zip(ref, got, strict=True)])
         ref_p, got_p = _probabilities(ref), _probabilities(got)
-        argmax_agree = float(np.mean(ref_p.argmax(1) == got_p.argmax(1)))
+        same_argmax = ref_p.argmax(1) == got_p.argmax(1)
+        label_margin, argmax_margin = _margins(torch_clf, ref_p)
+        decisive = (label_margin >= DECISIVE_MARGIN) & (argmax_margin >= DECISIVE_MARGIN)
+        # With no decisive input the agreement gate is empty; the probability bound still holds.
+        decisive_agree = (
+            float(np.mean(same_label[decisive] & same_argmax[decisive])) if decisive.any() else 1.0
+        )
+        max_diff = float(np.abs(ref_p - got_p).max())
         # The same inputs one per pass: with per-token activations only float rounding differs.
         alone = np.concatenate(
             [
@@ -136,19 +192,30 @@ def export_onnx(
             "activations": f"int8 {SCHEME}" if quantize else "float32",
             "max_batch_drift": batch_drift,
             "checked": len(texts),
-            "label_agreement": labels_agree,
-            "argmax_agreement": argmax_agree,
-            "max_abs_prob_diff": float(np.abs(ref_p - got_p).max()),
+            "pairs": check_pairs is not None,
+            "label_agreement": float(same_label.mean()),
+            "argmax_agreement": float(same_argmax.mean()),
+            "decisive": int(decisive.sum()),
+            "decisive_margin": DECISIVE_MARGIN,
+            "decisive_agreement": decisive_agree,
+            "max_abs_prob_diff": max_diff,
+            "max_prob_diff": max_prob_diff,
             "min_agreement": min_agreement,
             "size_mb": round(int8.stat().st_size / 2**20, 2),
             "seconds": round(time.perf_counter() - started, 1),
         }
         if batch_drift > MAX_BATCH_DRIFT:
             raise ExportError(f"ONNX scores depend on the batch (drift {batch_drift:.2e}); not installed")
-        if min(labels_agree, argmax_agree) < min_agreement:
+        if decisive_agree < min_agreement:
             raise ExportError(
-                f"ONNX labels agree with torch on {labels_agree:.2%} (argmax {argmax_agree:.2%}) of "
-                f"{len(texts)} checks, below the required {min_agreement:.2%}; not installed"
+                f"ONNX labels agree with torch on {decisive_agree:.2%} of the {int(decisive.sum())} "
+                f"decisive checks ({same_label.mean():.2%} of all {len(texts)}), below the required "
+                f"{min_agreement:.2%}; not installed"
+            )
+        if max_diff > max_prob_diff:
+            raise ExportError(
+                f"an ONNX probability differs from torch by {max_diff:.3f}, more than the allowed "
+                f"{max_prob_diff:.3f}; not installed"
             )
         out_dir = src / ONNX_DIR
         out_dir.mkdir(exist_ok=True)

@@ -425,6 +425,11 @@ class CheckWorthinessClassifier:
         )
 
     @property
+    def positive_index(self) -> int | None:
+        """The positive class of a binary model, whose label comes from the threshold (else None)."""
+        return self._positive_index
+
+    @property
     def threshold(self) -> float | None:
         """The stored decision threshold on the positive class (None for multi-class)."""
         return self.meta.threshold if self._positive_index is not None else None

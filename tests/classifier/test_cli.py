@@ -80,6 +80,14 @@ def test_evaluate_reports_both_thresholds(
             ["evaluate", "--model", "{model}", "--data", "{data}", "--label-column", "nope"],
             "no column 'nope'",
         ),
+        (
+            ["export", "--model", "{model}", "--check-file", "{data}", "--pair-column", "Text"],
+            "this model reads single sentences",
+        ),
+        (
+            ["export", "--model", "{model}", "--check-file", "{data}", "--text-column", "nope"],
+            "no column nope",
+        ),
     ],
 )
 def test_user_errors_exit_2_with_one_line(

@@ -189,6 +189,33 @@ def test_low_agreement_leaves_no_onnx_model(model_dir: Path, tmp_path: Path) -> 
     assert CheckWorthinessClassifier.load(copy).backend.name == "torch"
 
 
+def test_a_probability_moved_too_far_leaves_no_onnx_model(model_dir: Path, tmp_path: Path) -> None:
+    from classifier.errors import ExportError
+    from classifier.export import export_onnx
+
+    copy = tmp_path / "m"
+    shutil.copytree(model_dir, copy)
+    with pytest.raises(ExportError, match=r"more than the allowed 0\.000"):
+        export_onnx(copy, SENTENCES, min_agreement=0.0, max_prob_diff=0.0)
+    assert not (copy / "onnx" / "model.int8.onnx").exists()
+
+
+def test_near_ties_are_told_from_decisive_inputs(model_dir: Path) -> None:
+    from classifier.export import DECISIVE_MARGIN, _margins
+
+    clf = CheckWorthinessClassifier.load(model_dir, backend="torch")
+    assert clf.positive_index is not None and clf.threshold is not None
+    pos, cut = clf.positive_index, clf.threshold
+    # Positive-class probabilities just under, at, and well above the stored threshold.
+    p = np.array([max(cut - DECISIVE_MARGIN / 2, 0.0), cut, min(cut + 3 * DECISIVE_MARGIN, 0.999)])
+    probs = np.zeros((3, 2))
+    probs[:, pos], probs[:, 1 - pos] = p, 1 - p
+    label_margin, argmax_margin = _margins(clf, probs)
+    assert label_margin == pytest.approx(np.abs(p - cut))
+    assert list(label_margin >= DECISIVE_MARGIN) == [False, False, True]
+    assert argmax_margin == pytest.approx(np.abs(p - 0.5))
+
+
 def test_parallel_onnx_runs_match_serial_ones_and_threads_are_set(model_dir: Path, tmp_path: Path) -> None:
     from classifier.export import export_onnx
 
