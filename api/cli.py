@@ -144,7 +144,7 @@ def cmd_export(ns: argparse.Namespace) -> int:
     if not path.is_absolute() and not path.exists():
         path = Path(_data_dir(ns.data_dir)) / path
     rows = read_rows(path)
-    missing = {c for c in (text_column, pair_column) if c} - set(rows[0] if rows else ())
+    missing = {c for c in (text_column, pair_column) if c} - set(rows[0])  # read_rows refuses empty files
     if missing:
         raise CliError(f"{path}: no column {', '.join(sorted(missing))}")
     texts = [str(r[text_column]) for r in rows]

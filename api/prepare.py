@@ -15,10 +15,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from api.config import Settings
+from graph.nli_cli import DEFAULT_NLI_DATA_DIR
 
 QUICK_CLASSIFIER = "runs/quick-minilm/model"
 QUICK_NLI = "runs/quick-minilm-nli/model"
-NLI_DATA = "runs/nli-data"
+NLI_DATA = DEFAULT_NLI_DATA_DIR  # where `verifact export` looks for a pair model's check pairs
 DEMO_CORPORA = (("climate_fever/corpus.jsonl", "article"), ("covid_fact/corpus.jsonl", "title"))
 
 
@@ -135,18 +136,8 @@ def plan(settings: Settings) -> list[Step]:
                 Step(
                     "int8 ONNX export of the NLI verifier (checked against torch on the dev pairs)",
                     Path(nli_model) / "onnx",
-                    [
-                        *cli,
-                        "export",
-                        "--model",
-                        nli_model,
-                        "--check-file",
-                        f"{NLI_DATA}/dev.tsv",
-                        "--text-column",
-                        "claim",
-                        "--pair-column",
-                        "evidence",
-                    ],
+                    # A sentence-pair model is checked on the dev pairs of `verifact data nli` by default.
+                    [*cli, "export", "--model", nli_model],
                     optional=True,
                 )
             )
