@@ -89,7 +89,7 @@ def plan(settings: Settings) -> list[Step]:
     if not _has_model(classifier_dir):
         steps.append(
             Step(
-                "check-worthiness classifier (light run file; full: configs/cpu-minilm.json, ~27 min)",
+                "check-worthiness classifier (light run file; full: configs/cpu-minilm.json, 10-14 min)",
                 Path(QUICK_CLASSIFIER),
                 [*cli, "train", "--config", "configs/quick-minilm.json", "--data-dir", data],
             )
@@ -107,7 +107,7 @@ def plan(settings: Settings) -> list[Step]:
             )
         steps.append(
             Step(
-                "NLI verifier (light run file; full: configs/cpu-minilm-nli.json, ~25 min)",
+                "NLI verifier (light run file; full: configs/cpu-minilm-nli.json, ~21 min)",
                 Path(QUICK_NLI),
                 [*cli, "train", "--config", "configs/quick-minilm-nli.json"],
             )
