@@ -90,6 +90,16 @@ def decide_many(support: FloatArray, refute: FloatArray, rule: AggregationRule) 
     return out
 
 
+def _side(name: str, best: float, threshold: float, other_name: str, other: float, margin: float) -> str:
+    """Why one side did not win: below its threshold, or over it without the lead the margin asks."""
+    if best < threshold:
+        return f"best {name} {best:.2f} is below {threshold:.2f}"
+    return (
+        f"best {name} {best:.2f} clears {threshold:.2f} but does not lead {other_name} "
+        f"({other:.2f}) by {margin:.2f}"
+    )
+
+
 def aggregate(probs: FloatArray, rule: AggregationRule) -> Decision:
     """Apply the rule to one claim's per-passage probabilities, shape (passages, 3) in `LABELS` order."""
     p = np.asarray(probs, dtype=np.float64).reshape(-1, len(LABELS))
@@ -103,9 +113,12 @@ def aggregate(probs: FloatArray, rule: AggregationRule) -> Decision:
                 f"within margin {rule.margin:.2f}"
             )
         else:
-            reason = (
-                f"no passage decides: best support {s:.2f} (needs {rule.t_sup:.2f}), "
-                f"best refutation {r:.2f} (needs {rule.t_ref:.2f})"
+            reason = "no passage decides: " + "; ".join(
+                _side(name, best, threshold, other_name, other, rule.margin)
+                for name, best, threshold, other_name, other in (
+                    ("support", s, rule.t_sup, "refutation", r),
+                    ("refutation", r, rule.t_ref, "support", s),
+                )
             )
         return Decision(label, 1.0 - max(s, r), s, r, (), reason)
     threshold = rule.t_sup if index == SUPPORTED else rule.t_ref

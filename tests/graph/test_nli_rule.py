@@ -58,10 +58,22 @@ def test_not_enough_info_cites_nothing_and_is_as_sure_as_nothing_decides() -> No
     d = aggregate(probs((0.3, 0.1), (0.2, 0.4)), RULE)
     assert (d.label, d.cited, d.support, d.refute) == ("NOT_ENOUGH_INFO", (), 0.3, 0.4)
     assert d.confidence == pytest.approx(0.6)
-    assert "no passage decides" in d.reason
+    assert d.reason == (
+        "no passage decides: best support 0.30 is below 0.60; best refutation 0.40 is below 0.70"
+    )
     assert "conflicting" in aggregate(probs((0.75, 0.0), (0.0, 0.7)), RULE).reason
     empty = aggregate(np.zeros((0, 3)), RULE)
     assert (empty.label, empty.confidence, empty.cited) == ("NOT_ENOUGH_INFO", 1.0, ())
+
+
+def test_a_side_over_its_threshold_without_the_lead_is_named_as_such() -> None:
+    rule = AggregationRule(t_sup=0.3, t_ref=0.05, margin=0.0)
+    d = aggregate(probs((0.26, 0.02), (0.05, 0.10)), rule)
+    assert d.label == "NOT_ENOUGH_INFO"
+    assert d.reason == (
+        "no passage decides: best support 0.26 is below 0.30; "
+        "best refutation 0.10 clears 0.05 but does not lead support (0.26) by 0.00"
+    )
 
 
 def test_vectorised_and_single_claim_decisions_agree() -> None:
