@@ -125,9 +125,10 @@ def aggregate(probs: FloatArray, rule: AggregationRule) -> Decision:
     column = p[:, index]
     cited = tuple(int(i) for i in np.argsort(-column, kind="stable") if column[i] >= threshold)
     best, other = (s, r) if index == SUPPORTED else (r, s)
-    verb = "supports" if index == SUPPORTED else "refutes"
+    verb = "support" if index == SUPPORTED else "refute"
+    subject = "1 passage " + verb + "s" if len(cited) == 1 else f"{len(cited)} passages {verb}"
     reason = (
-        f"{len(cited)} passage(s) {verb} the claim: best {best:.2f} >= {threshold:.2f}, "
+        f"{subject} the claim: best {best:.2f} >= {threshold:.2f}, "
         f"leading the other side ({other:.2f}) by at least {rule.margin:.2f}"
     )
     return Decision(label, best, s, r, cited, reason)

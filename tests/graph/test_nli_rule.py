@@ -52,6 +52,9 @@ def test_citations_are_the_passages_over_the_threshold_best_first() -> None:
     assert (d.label, d.cited, d.confidence, d.support) == ("SUPPORTED", (2, 0, 3), 0.95, 0.95)
     r = aggregate(probs((0.0, 0.75), (0.0, 0.9), (0.0, 0.5)), RULE)
     assert (r.label, r.cited, r.confidence) == ("REFUTED", (1, 0), 0.9)
+    assert d.reason.startswith("3 passages support the claim: best 0.95 >= 0.60")
+    one = aggregate(probs((0.0, 0.9), (0.0, 0.1)), RULE)
+    assert one.reason.startswith("1 passage refutes the claim: best 0.90 >= 0.70")
 
 
 def test_not_enough_info_cites_nothing_and_is_as_sure_as_nothing_decides() -> None:
