@@ -113,12 +113,9 @@ def aggregate(probs: FloatArray, rule: AggregationRule) -> Decision:
                 f"within margin {rule.margin:.2f}"
             )
         else:
-            reason = "no passage decides: " + "; ".join(
-                _side(name, best, threshold, other_name, other, rule.margin)
-                for name, best, threshold, other_name, other in (
-                    ("support", s, rule.t_sup, "refutation", r),
-                    ("refutation", r, rule.t_ref, "support", s),
-                )
+            reason = (
+                f"no passage decides: {_side('support', s, rule.t_sup, 'refutation', r, rule.margin)}; "
+                f"{_side('refutation', r, rule.t_ref, 'support', s, rule.margin)}"
             )
         return Decision(label, 1.0 - max(s, r), s, r, (), reason)
     threshold = rule.t_sup if index == SUPPORTED else rule.t_ref
@@ -126,7 +123,7 @@ def aggregate(probs: FloatArray, rule: AggregationRule) -> Decision:
     cited = tuple(int(i) for i in np.argsort(-column, kind="stable") if column[i] >= threshold)
     best, other = (s, r) if index == SUPPORTED else (r, s)
     verb = "support" if index == SUPPORTED else "refute"
-    subject = "1 passage " + verb + "s" if len(cited) == 1 else f"{len(cited)} passages {verb}"
+    subject = f"1 passage {verb}s" if len(cited) == 1 else f"{len(cited)} passages {verb}"
     reason = (
         f"{subject} the claim: best {best:.2f} >= {threshold:.2f}, "
         f"leading the other side ({other:.2f}) by at least {rule.margin:.2f}"
